@@ -1,0 +1,1 @@
+"""The ``pkjwt`` command line: one module per command, shared helpers in ``common``."""

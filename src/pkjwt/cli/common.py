@@ -1,0 +1,84 @@
+"""Helpers every command shares: key loading with passwords, safe file writes, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import KeyLoadError
+from ..keys import Key, load_key
+
+PASSWORD_ENV = "PKJWT_KEY_PASSWORD"
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def style(text: str, **kw: Any) -> str:
+    return click.style(text, **kw)
+
+
+def load_cli_key(
+    spec: str, *, kid: str | None = None, alg: str | None = None, password_env: str | None = None
+) -> Key:
+    """Load ``--key``: a path, or ``env:NAME`` for a variable holding PEM/JWK text.
+
+    The password comes from ``--password-env VAR``, else ``$PKJWT_KEY_PASSWORD``, else a prompt
+    when the key turns out to be encrypted and a terminal is attached.
+    """
+    env_name = spec[4:] if spec.startswith("env:") else None
+    source: Any = None if env_name else spec
+    password = os.environ.get(password_env or PASSWORD_ENV) or None
+    if password_env and password is None:
+        raise KeyLoadError(f"environment variable {password_env} (the key password) is not set")
+    try:
+        return load_key(source, password=password, kid=kid, alg=alg, env=env_name)
+    except KeyLoadError as exc:
+        if "no password was given" not in exc.message or not sys.stdin.isatty():
+            raise
+    password = click.prompt("Key password", hide_input=True, err=True)
+    return load_key(source, password=password, kid=kid, alg=alg, env=env_name)
+
+
+def write_private_file(path: Path, data: bytes, *, force: bool) -> None:
+    """Write a secret file atomically with mode 0600; never leave a half-written file."""
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_public_file(path: Path, text: str, *, force: bool) -> None:
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

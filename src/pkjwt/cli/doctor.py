@@ -1,0 +1,101 @@
+"""pkjwt doctor: explain a client assertion rule by rule, with the fix for each failure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..doctor import diagnose, guess_profile
+from ..keys import load_jwks
+from ..profiles import PROFILES, get_profile
+from ..rules import RULE_TITLES, Report, Verdict
+from .common import echo_json
+
+_MARK = {
+    Verdict.PASS: ("PASS", "green"),
+    Verdict.FAIL: ("FAIL", "red"),
+    Verdict.SKIP: ("skip", "bright_black"),
+}
+
+
+def render_report(report: Report, profile_name: str, *, show_parts: bool = True) -> None:
+    """Human-readable verdicts, one line per rule, the fix under each failure."""
+    if show_parts and (report.header or report.claims):
+        click.echo(click.style("header (untrusted): ", bold=True) + json.dumps(report.header))
+        click.echo(click.style("claims (untrusted): ", bold=True) + json.dumps(report.claims))
+    click.echo(click.style(f"rules ({profile_name} profile):", bold=True))
+    for f in report.findings:
+        word, color = _MARK[f.verdict]
+        title = RULE_TITLES.get(f.rule, "")
+        line = f"  {click.style(word, fg=color, bold=True)} {f.rule:<4} {title}"
+        if f.verdict is Verdict.FAIL:
+            line += f"\n         expected {f.expected}\n         got      {f.got}"
+            if f.hint:
+                line += "\n         " + click.style("fix: ", fg="yellow") + f.hint
+            line += f"\n         ({f.source}; a server answers {f.error}, code {f.code})"
+        elif f.verdict is Verdict.SKIP:
+            line += click.style(f"  ({f.got})", fg="bright_black")
+        elif f.got:
+            line += click.style(f"  {f.got}", fg="bright_black")
+        click.echo(line)
+    failures = report.failures
+    if failures:
+        click.echo(click.style(f"verdict: {len(failures)} rule(s) fail", fg="red", bold=True))
+    else:
+        skipped = [f.rule for f in report.findings if f.verdict is Verdict.SKIP]
+        note = f" ({', '.join(skipped)} not checked here)" if skipped else ""
+        click.echo(click.style("verdict: acceptable", fg="green", bold=True) + note)
+
+
+@click.command("doctor")
+@click.argument("jwt")
+@click.option("--profile", type=click.Choice(list(PROFILES)), help="Profile (default: guessed).")
+@click.option("--token-url", help="The token URL the assertion is for.")
+@click.option("--issuer", help="The authorization server's issuer identifier.")
+@click.option("--client-id", help="The client id the server expects.")
+@click.option("--jwks", "jwks_path", help="Verify the signature against this JWKS file.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
+def command(
+    jwt: str,
+    profile: str | None,
+    token_url: str | None,
+    issuer: str | None,
+    client_id: str | None,
+    jwks_path: str | None,
+    as_json: bool,
+) -> None:
+    """Explain why a server would accept or reject JWT (use - to read it from stdin).
+
+    Decodes without trusting, runs the rule table and prints a verdict per rule with the fix.
+    Exit code 0 only when no rule fails.
+
+    \b
+    Example:
+      pkjwt doctor "$JWT" --profile nhs \\
+        --token-url https://int.api.service.nhs.uk/oauth2/token --jwks jwks.json
+    """
+    if jwt == "-":
+        jwt = sys.stdin.read(1 << 24).strip()
+    prof = get_profile(profile) if profile else guess_profile(jwt)
+    keys = load_jwks(jwks_path) if jwks_path else None
+    report = diagnose(
+        jwt, profile=prof, token_url=token_url, issuer=issuer, jwks=keys, client_id=client_id
+    )
+    if as_json:
+        out: dict[str, Any] = {
+            "ok": report.ok,
+            "profile": prof.name,
+            "profile_guessed": profile is None,
+            "header": report.header,
+            "claims": report.claims,
+            "findings": [f.as_dict() for f in report.findings],
+        }
+        echo_json(out)
+    else:
+        if profile is None:
+            click.echo(f"profile: {prof.name} (guessed; pass --profile to choose)")
+        render_report(report, prof.name)
+    sys.exit(0 if report.ok else 1)

@@ -1,0 +1,53 @@
+"""pkjwt jwks: print the public JWKS for one or more keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..keys import jwks
+from .common import load_cli_key, write_public_file
+
+
+@click.command("jwks")
+@click.argument("keyfiles", nargs=-1, required=True)
+@click.option(
+    "--kid", "kids", multiple=True, help="Kid for each key, in order (default: thumbprint)."
+)
+@click.option("--alg", "algs", multiple=True, help="Pin alg for each key, in order.")
+@click.option("--password-env", help="Env var holding the password of encrypted keys.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+def command(
+    keyfiles: tuple[str, ...],
+    kids: tuple[str, ...],
+    algs: tuple[str, ...],
+    password_env: str | None,
+    out: Path | None,
+    force: bool,
+) -> None:
+    """Print the public JWKS (never a private member) for KEYFILE... (paths or env:VAR).
+
+    \b
+    Example (two keys during a rotation):
+      pkjwt jwks old.pem new.pem --kid int-1 --kid int-2 > jwks.json
+    """
+    if len(kids) > len(keyfiles) or len(algs) > len(keyfiles):
+        raise click.UsageError("more --kid/--alg values than key files")
+    keys = [
+        load_cli_key(
+            spec,
+            kid=kids[i] if i < len(kids) else None,
+            alg=algs[i] if i < len(algs) else None,
+            password_env=password_env,
+        )
+        for i, spec in enumerate(keyfiles)
+    ]
+    text = json.dumps(jwks(keys), indent=2) + "\n"
+    if out:
+        write_public_file(out, text, force=force)
+        click.echo(f"wrote {out} ({len(keys)} key{'s' if len(keys) > 1 else ''})", err=True)
+    else:
+        click.echo(text, nl=False)

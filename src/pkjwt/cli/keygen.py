@@ -1,0 +1,82 @@
+"""pkjwt keygen: make a key pair, write the private key 0600 and the public JWKS."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ..keys import generate_key, jwks
+from .common import echo_json, err, write_private_file, write_public_file
+
+
+@click.command("keygen")
+@click.option("--kid", help="Key id to register (default: the RFC 7638 thumbprint).")
+@click.option("--alg", default="RS512", show_default=True, help="Signing algorithm.")
+@click.option("--size", type=int, help="RSA modulus bits (default 4096).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the private key (PKCS#8 PEM, mode 0600).",
+)
+@click.option(
+    "--jwks",
+    "jwks_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the public JWKS here (to upload or host).",
+)
+@click.option("--password-env", help="Encrypt the key with the password in this env var.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def command(
+    kid: str | None,
+    alg: str,
+    size: int | None,
+    out: Path,
+    jwks_out: Path | None,
+    password_env: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Generate a signing key.
+
+    \b
+    Example (the NHS shape: RSA 4096, RS512):
+      pkjwt keygen --kid test-1 --out test-1.pem --jwks jwks.json
+    """
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise click.ClickException(f"environment variable {password_env} is not set")
+    for path in (out, jwks_out):
+        if path is not None and path.exists() and not force:
+            raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+    if not as_json:
+        bits = f" ({size or 4096} bits)" if alg[:2] in ("RS", "PS") else ""
+        err(f"generating {alg} key{bits}...")
+    key = generate_key(alg, kid=kid, size=size)
+    write_private_file(out, key.private_pem(password), force=force)
+    if jwks_out is not None:
+        write_public_file(jwks_out, json.dumps(jwks([key]), indent=2) + "\n", force=force)
+    summary = {
+        "kid": key.kid,
+        "alg": key.alg,
+        "kty": key.kty,
+        "size": key.size,
+        "thumbprint": key.thumbprint(),
+        "private_key": str(out),
+        "jwks": str(jwks_out) if jwks_out else None,
+        "encrypted": bool(password),
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"wrote private key {out} (0600){' encrypted' if password else ''}")
+    if jwks_out:
+        click.echo(f"wrote public JWKS  {jwks_out}")
+    click.echo(f"kid {key.kid}  alg {key.alg}  thumbprint {key.thumbprint()}")

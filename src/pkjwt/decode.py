@@ -1,0 +1,132 @@
+"""The one parser for untrusted compact JWS: split, size-cap, base64url, strict JSON.
+
+Nothing here verifies a signature or trusts a value; it only turns bytes into a header and
+claims or says precisely why it cannot (rules R5 and R6 of the rule table).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import JWTFormatError
+
+__all__ = ["DEFAULT_MAX_BYTES", "DecodeError", "DecodedJWT", "b64url", "decode_compact"]
+
+DEFAULT_MAX_BYTES = 16 * 1024
+_B64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
+
+
+class DecodeError(JWTFormatError):
+    """Why a string is not an acceptable compact JWS. ``rule`` is R5 or R6, ``code`` the detail."""
+
+    def __init__(self, rule: str, code: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rule = rule
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedJWT:
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+    size: int
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(segment: bytes, what: str) -> bytes:
+    if not _B64URL.match(segment) or len(segment) % 4 == 1:
+        raise DecodeError("R5", "jws.base64", f"the {what} is not base64url (RFC 7515 2)")
+    try:
+        return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise DecodeError("R5", "jws.base64", f"the {what} is not base64url") from None
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ValueError(f"duplicate member {name!r}")
+        out[name] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+        obj = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except UnicodeDecodeError:
+        raise DecodeError("R6", f"json.{what}", f"the {what} is not UTF-8") from None
+    except RecursionError:
+        raise DecodeError("R6", f"json.{what}", f"the {what} is nested too deeply") from None
+    except ValueError as exc:
+        raise DecodeError("R6", f"json.{what}", f"the {what} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise DecodeError("R6", f"json.{what}", f"the {what} is not a JSON object")
+    for value in obj.values():
+        # json.loads turns 1e999 into inf; reject it like NaN
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DecodeError("R6", f"json.{what}", f"the {what} holds a non-finite number")
+    return obj
+
+
+def decode_compact(token: str | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> DecodedJWT:
+    """Split and parse a compact JWS without trusting it.
+
+    Raises :class:`DecodeError` (rule R5: size, shape, base64url; rule R6: JSON) and never
+    anything else, whatever the input.
+    """
+    if isinstance(token, str):
+        if len(token) > max_bytes:
+            raise DecodeError(
+                "R5", "jws.size", f"the assertion is {len(token)} bytes; the limit is {max_bytes}"
+            )
+        try:
+            data = token.strip().encode("ascii")
+        except UnicodeEncodeError:
+            raise DecodeError("R5", "jws.base64", "the JWT holds non-ASCII characters") from None
+    else:
+        data = token.strip()
+    if len(data) > max_bytes:
+        raise DecodeError(
+            "R5", "jws.size", f"the assertion is {len(data)} bytes; the limit is {max_bytes}"
+        )
+    if not data:
+        raise DecodeError("R5", "jws.compact", "the assertion is empty")
+    parts = data.split(b".")
+    if len(parts) == 5:
+        raise DecodeError(
+            "R5",
+            "jws.jwe",
+            "this is a JWE (5 parts); a client assertion must be a signed JWS (3 parts)",
+        )
+    if len(parts) != 3:
+        hint = None
+        if data.startswith(b"{"):
+            hint = "JWS JSON serialization is not allowed; send the compact form a.b.c"
+        raise DecodeError(
+            "R5", "jws.compact", f"not a compact JWS: {len(parts)} part(s), expected 3", hint=hint
+        )
+    h, p, s = parts
+    header = _json_object(_unb64(h, "header"), "header")
+    claims = _json_object(_unb64(p, "payload"), "payload")
+    signature = _unb64(s, "signature")
+    return DecodedJWT(header, claims, h + b"." + p, signature, len(data))

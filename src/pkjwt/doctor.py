@@ -1,0 +1,62 @@
+"""The doctor: explain an assertion against the rule table, without trusting it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .decode import DecodeError, decode_compact
+from .keys import KeySet, load_jwks
+from .profiles import Profile, get_profile
+from .rules import Report, RuleContext, check
+
+__all__ = ["diagnose", "guess_profile"]
+
+_NHS_HOST = "api.service.nhs.uk"
+
+
+def guess_profile(token: str) -> Profile:
+    """The profile an assertion most likely targets (used when none is given)."""
+    try:
+        jwt = decode_compact(token, max_bytes=1 << 30)
+    except DecodeError:
+        return get_profile("rfc7523bis")
+    aud = jwt.claims.get("aud")
+    auds = aud if isinstance(aud, list) else [aud]
+    if any(isinstance(a, str) and _NHS_HOST in a for a in auds):
+        return get_profile("nhs")
+    typ = jwt.header.get("typ")
+    if isinstance(typ, str) and "client-authentication" in typ.lower():
+        return get_profile("rfc7523bis")
+    if any(isinstance(a, str) and a.rstrip("/").endswith("/token") for a in auds):
+        return get_profile("legacy")
+    return get_profile("rfc7523bis")
+
+
+def diagnose(
+    token: str,
+    *,
+    profile: str | Profile | None = None,
+    token_url: str | None = None,
+    issuer: str | None = None,
+    jwks: KeySet | Mapping[str, Any] | str | None = None,
+    client_id: str | None = None,
+    now: float | None = None,
+) -> Report:
+    """Run every rule that can run here and return the findings.
+
+    Without ``jwks`` the signature is not checked (R9 key selection and R11 are skipped);
+    without ``token_url``/``issuer`` the audience is shown but not compared.
+    """
+    prof = get_profile(profile) if profile is not None else guess_profile(token)
+    keys = jwks if isinstance(jwks, KeySet) or jwks is None else load_jwks(jwks)
+    ctx = RuleContext(
+        profile=prof,
+        now=time.time() if now is None else now,
+        issuer=issuer,
+        token_endpoint=token_url,
+        client_id=client_id,
+        keys=keys,
+    )
+    return check(token, ctx)

@@ -1,0 +1,189 @@
+"""One exception tree for everything pkjwt raises.
+
+    PkjwtError                      every error carries a message and, where we know one, a hint
+    ├── KeyLoadError                a key could not be read, parsed or used (never shows key bytes)
+    ├── ConfigError                 bad configuration: names the file/key/path and the reason
+    ├── AssertionBuildError         the assertion asked for would break its profile
+    ├── JWTFormatError              a string that is not a compact JWS (doctor, server)
+    ├── TransportError              the token endpoint could not be reached (connect, timeout)
+    ├── TokenResponseError          the endpoint answered something that is not a token response
+    └── OAuthError                  the endpoint answered an OAuth error (RFC 6749 5.2)
+        ├── InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient,
+        ├── UnsupportedGrantType, InvalidScope, InvalidTarget, AccessDenied,
+        └── ServerError, TemporarilyUnavailable, RateLimited
+
+Messages never contain private keys, assertions, tokens or client secrets; where something must
+be identified, a short fingerprint is shown instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "AssertionBuildError",
+    "ConfigError",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidScope",
+    "InvalidTarget",
+    "JWTFormatError",
+    "KeyLoadError",
+    "OAuthError",
+    "PkjwtError",
+    "RateLimited",
+    "ServerError",
+    "TemporarilyUnavailable",
+    "TokenResponseError",
+    "TransportError",
+    "UnauthorizedClient",
+    "UnsupportedGrantType",
+    "oauth_error_class",
+]
+
+
+class PkjwtError(Exception):
+    """Base of every pkjwt error. ``hint`` says what to do about it."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} (hint: {self.hint})"
+        return self.message
+
+
+class KeyLoadError(PkjwtError):
+    """A key could not be loaded or is unfit for the requested use."""
+
+
+class ConfigError(PkjwtError):
+    """Configuration is invalid; the message names where."""
+
+
+class AssertionBuildError(PkjwtError):
+    """The requested assertion would violate its profile."""
+
+
+class JWTFormatError(PkjwtError):
+    """Input is not a well-formed compact JWS."""
+
+
+class TransportError(PkjwtError):
+    """The token endpoint could not be reached or did not answer in time."""
+
+
+class TokenResponseError(PkjwtError):
+    """The token endpoint answered, but not with a usable token response."""
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class OAuthError(PkjwtError):
+    """An OAuth 2.0 error response (RFC 6749 section 5.2).
+
+    ``error`` is the OAuth code, ``description`` the server's ``error_description``, ``status``
+    the HTTP status, ``retry_after`` seconds when the server sent ``Retry-After``.
+    """
+
+    error: str = "unknown_error"
+    #: errors worth retrying with a fresh assertion (transient on the server side)
+    retryable: bool = False
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        error: str | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+        body: dict[str, object] | None = None,
+    ) -> None:
+        if error is not None:
+            self.error = error
+        self.description = description
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body or {}
+        where = f"HTTP {status} " if status is not None else ""
+        text = f"{where}{self.error}"
+        if description:
+            text += f": {description}"
+        super().__init__(text, hint=hint)
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class InvalidTarget(OAuthError):
+    error = "invalid_target"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    retryable = True
+
+
+class TemporarilyUnavailable(OAuthError):
+    error = "temporarily_unavailable"
+    retryable = True
+
+
+class RateLimited(OAuthError):
+    """HTTP 429: the client exceeded its quota; ``retry_after`` says when to come back."""
+
+    error = "rate_limited"
+    retryable = True
+
+
+_BY_CODE: dict[str, type[OAuthError]] = {
+    cls.error: cls
+    for cls in (
+        InvalidRequest,
+        InvalidClient,
+        InvalidGrant,
+        UnauthorizedClient,
+        UnsupportedGrantType,
+        InvalidScope,
+        InvalidTarget,
+        AccessDenied,
+        ServerError,
+        TemporarilyUnavailable,
+    )
+}
+
+
+def oauth_error_class(code: str | None) -> type[OAuthError]:
+    """The exception class for an OAuth ``error`` code; unknown codes map to ``OAuthError``."""
+    return _BY_CODE.get(code or "", OAuthError)

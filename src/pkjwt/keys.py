@@ -1,0 +1,530 @@
+"""Keys: generate, load once, describe, publish.
+
+A :class:`Key` is parsed exactly once into a typed object (a joserfc key wrapping the native
+``cryptography`` key); nothing downstream ever sees PEM or JWK text again. The private half
+never leaves this module except through :mod:`pkjwt.signing` and an explicit PEM export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from .errors import KeyLoadError
+
+__all__ = [
+    "ALGS_BY_KTY",
+    "Key",
+    "KeyFilePermissionWarning",
+    "KeySet",
+    "generate_key",
+    "jwks",
+    "load_jwks",
+    "load_key",
+]
+
+JoseKey = RSAKey | ECKey | OKPKey
+
+RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+EC_ALG_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+OKP_ALGS = ("EdDSA", "Ed25519")
+ALGS_BY_KTY: dict[str, tuple[str, ...]] = {
+    "RSA": RSA_ALGS,
+    "EC": tuple(EC_ALG_BY_CURVE.values()),
+    "OKP": OKP_ALGS,
+}
+MIN_RSA_BITS = 2048
+DEFAULT_RSA_BITS = 4096
+#: JWK members that only a private key has; a public JWKS carrying any of them is refused
+PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_MAX_KEY_FILE = 1 << 20
+
+
+class KeyFilePermissionWarning(UserWarning):
+    """A private key file is readable by group or others (as ssh warns)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Key:
+    """An asymmetric key with its ``kid`` and algorithm.
+
+    ``alg`` is the algorithm this key signs with by default; ``algs`` are the ones it may sign
+    with (one when the algorithm was pinned by the caller or the JWK, else every algorithm the
+    key type supports). ``alg_pinned`` says whether published JWKS carry ``alg``.
+    """
+
+    jose: JoseKey = field(repr=False)
+    kid: str
+    alg: str
+    algs: tuple[str, ...]
+    alg_pinned: bool
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def kty(self) -> str:
+        return str(self.jose.key_type)
+
+    @property
+    def is_private(self) -> bool:
+        return bool(self.jose.is_private)
+
+    @property
+    def size(self) -> int:
+        """Key size in bits (RSA modulus, EC curve order size, 256 for Ed25519)."""
+        native = self.jose.public_key
+        if isinstance(native, rsa.RSAPublicKey):
+            return native.key_size
+        if isinstance(native, ec.EllipticCurvePublicKey):
+            return native.curve.key_size
+        return 256
+
+    @property
+    def curve(self) -> str | None:
+        crv = self.jose.as_dict(private=False).get("crv")
+        return str(crv) if crv else None
+
+    def thumbprint(self) -> str:
+        """RFC 7638 SHA-256 JWK thumbprint, base64url."""
+        return str(self.jose.thumbprint())
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, safe identifier for logs and errors (first 12 chars of the thumbprint)."""
+        return self.thumbprint()[:12]
+
+    def describe(self) -> str:
+        kind = f"{self.kty}-{self.size}" if self.kty == "RSA" else (self.curve or self.kty)
+        half = "private" if self.is_private else "public"
+        return f"{kind} {half} key kid={self.kid!r} alg={self.alg} (fp {self.fingerprint})"
+
+    def __repr__(self) -> str:
+        half = "private" if self.is_private else "public"
+        return f"<Key {self.kty} {half} kid={self.kid!r} alg={self.alg} fp={self.fingerprint}>"
+
+    # -- use -----------------------------------------------------------------------------------
+    def public_jwk(self) -> dict[str, Any]:
+        """The public JWK with ``kid``, ``use: sig`` and (when pinned) ``alg``."""
+        jwk: dict[str, Any] = dict(self.jose.as_dict(private=False))
+        for member in PRIVATE_JWK_MEMBERS:
+            jwk.pop(member, None)
+        jwk["kid"] = self.kid
+        jwk["use"] = "sig"
+        if self.alg_pinned:
+            jwk["alg"] = self.alg
+        return jwk
+
+    def public(self) -> Key:
+        """This key without its private half."""
+        native: Any = self.jose.public_key
+        pub = type(self.jose).import_key(native)
+        return Key(pub, self.kid, self.alg, self.algs, self.alg_pinned)
+
+    def with_alg(self, alg: str) -> Key:
+        """The same key pinned to ``alg`` (checked against the key type)."""
+        _check_alg(self.kty, self.curve, alg)
+        return Key(self.jose, self.kid, alg, (alg,), True)
+
+    def private_pem(self, password: bytes | str | None = None) -> bytes:
+        """PKCS#8 PEM, encrypted when a password is given. Handle the result as a secret."""
+        if not self.is_private:
+            raise KeyLoadError("this is a public key; there is no private half to export")
+        enc: serialization.KeySerializationEncryption = serialization.NoEncryption()
+        if password:
+            pw = password.encode() if isinstance(password, str) else password
+            enc = serialization.BestAvailableEncryption(pw)
+        native: Any = self.jose.private_key
+        pem: bytes = native.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc
+        )
+        return pem
+
+    def public_pem(self) -> bytes:
+        native: Any = self.jose.public_key
+        pem: bytes = native.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return pem
+
+
+# -- generation -----------------------------------------------------------------------------------
+
+
+def generate_key(alg: str = "RS512", *, kid: str | None = None, size: int | None = None) -> Key:
+    """Generate a key for ``alg``: RSA (4096 bits unless ``size``), EC P-256/384/521, Ed25519."""
+    jose: JoseKey
+    if alg in RSA_ALGS:
+        bits = size or DEFAULT_RSA_BITS
+        if bits < MIN_RSA_BITS:
+            raise KeyLoadError(
+                f"RSA keys must have at least {MIN_RSA_BITS} bits, got {bits}",
+                hint="use --size 4096 (the NHS norm) or 3072",
+            )
+        jose = RSAKey.import_key(rsa.generate_private_key(65537, bits))
+    elif alg in EC_ALG_BY_CURVE.values():
+        curve = {v: k for k, v in EC_ALG_BY_CURVE.items()}[alg]
+        jose = ECKey.generate_key(curve)
+    elif alg in OKP_ALGS:
+        jose = OKPKey.import_key(ed25519.Ed25519PrivateKey.generate())
+    else:
+        raise KeyLoadError(
+            f"cannot generate a key for alg {alg!r}",
+            hint="choose one of " + ", ".join((*RSA_ALGS, *EC_ALG_BY_CURVE.values(), "EdDSA")),
+        )
+    return _make(jose, kid=kid, alg=alg)
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+KeySource = str | os.PathLike[str] | bytes | Mapping[str, Any] | Key | Any
+
+
+def load_key(
+    source: KeySource,
+    *,
+    password: str | bytes | None = None,
+    kid: str | None = None,
+    alg: str | None = None,
+    env: str | None = None,
+) -> Key:
+    """Load a key once, from any of the forms users have.
+
+    ``source`` may be a path (PEM PKCS#1/PKCS#8/SEC1, encrypted PEM, JWK JSON, PKCS#12 or DER),
+    PEM/JWK text, bytes, a JWK dict, a ``cryptography`` key object, or a :class:`Key`. With
+    ``env=NAME`` (and ``source=None``) the key is read from that environment variable, which
+    holds PEM or JWK text (for containers). ``kid`` defaults to the JWK's ``kid`` or else the
+    RFC 7638 thumbprint; ``alg`` pins the algorithm.
+    """
+    if isinstance(source, Key):
+        key = source
+        if kid and kid != key.kid:
+            key = Key(key.jose, kid, key.alg, key.algs, key.alg_pinned)
+        return key.with_alg(alg) if alg else key
+    if env is not None:
+        value = os.environ.get(env)
+        if not value:
+            raise KeyLoadError(
+                f"environment variable {env} is not set or empty",
+                hint=f"export {env} with the PEM or JWK text of the private key",
+            )
+        return _load_bytes(value.encode(), password, kid, alg, origin=f"${env}")
+    if isinstance(source, Mapping):
+        return _load_jwk(dict(source), kid, alg, origin="JWK")
+    if isinstance(source, bytes):
+        return _load_bytes(source, password, kid, alg, origin="key bytes")
+    if isinstance(source, str) and ("-----BEGIN" in source or source.lstrip().startswith("{")):
+        return _load_bytes(source.encode(), password, kid, alg, origin="key text")
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        data = _read_key_file(path)
+        return _load_bytes(data, password, kid, alg, origin=str(path))
+    if isinstance(
+        source,
+        rsa.RSAPrivateKey
+        | rsa.RSAPublicKey
+        | ec.EllipticCurvePrivateKey
+        | ec.EllipticCurvePublicKey
+        | ed25519.Ed25519PrivateKey
+        | ed25519.Ed25519PublicKey,
+    ):
+        return _from_native(source, kid, alg, origin="key object")
+    raise KeyLoadError(f"cannot load a key from a {type(source).__name__}")
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise KeyLoadError(f"key file not found: {path}") from None
+    except OSError as exc:
+        raise KeyLoadError(f"cannot read key file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyLoadError(f"{path} is not a regular file")
+    if st.st_size > _MAX_KEY_FILE:
+        raise KeyLoadError(f"{path} is {st.st_size} bytes, too large to be a key file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyLoadError(f"cannot read key file {path}: {exc.strerror}") from None
+    if st.st_mode & 0o077 and _looks_private(data):
+        warnings.warn(
+            f"private key file {path} is accessible by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}",
+            KeyFilePermissionWarning,
+            stacklevel=3,
+        )
+    return data
+
+
+def _looks_private(data: bytes) -> bool:
+    head = data[:4096]
+    if b"PUBLIC KEY-----" in head and b"PRIVATE" not in head:
+        return False
+    return not (head.lstrip().startswith(b"{") and b'"d"' not in data)
+
+
+def _load_bytes(
+    data: bytes, password: str | bytes | None, kid: str | None, alg: str | None, origin: str
+) -> Key:
+    pw = password.encode() if isinstance(password, str) else password
+    stripped = data.strip()
+    if stripped.startswith(b"{"):
+        try:
+            obj = json.loads(stripped)
+        except ValueError:
+            raise KeyLoadError(f"{origin}: looks like JSON but does not parse as a JWK") from None
+        if not isinstance(obj, dict):
+            raise KeyLoadError(f"{origin}: a JWK must be a JSON object")
+        if "keys" in obj:
+            keys = obj["keys"]
+            if not isinstance(keys, list) or len(keys) != 1:
+                raise KeyLoadError(
+                    f"{origin}: is a JWKS with {len(keys) if isinstance(keys, list) else 0} "
+                    "keys; expected exactly one",
+                    hint="pass a single JWK, or pick one key from the set",
+                )
+            obj = keys[0]
+        return _load_jwk(obj, kid, alg, origin)
+    if b"-----BEGIN" in stripped:
+        return _load_pem(stripped, pw, kid, alg, origin)
+    # DER: a PKCS#12 bundle, or a DER private/public key
+    try:
+        p_key, _cert, _more = pkcs12.load_key_and_certificates(data, pw)
+    except (ValueError, TypeError):
+        p_key = None
+    if p_key is not None:
+        return _from_native(p_key, kid, alg, origin)
+    native: Any = None
+    try:
+        native = serialization.load_der_private_key(data, pw)
+    except (ValueError, TypeError):
+        try:
+            native = serialization.load_der_public_key(data)
+        except (ValueError, TypeError):
+            native = None
+    if native is not None:
+        return _from_native(native, kid, alg, origin)
+    raise KeyLoadError(
+        f"{origin}: not a key pkjwt can read",
+        hint="supported: PEM (PKCS#1, PKCS#8, SEC1, encrypted), JWK JSON, PKCS#12, DER",
+    )
+
+
+def _load_pem(data: bytes, pw: bytes | None, kid: str | None, alg: str | None, origin: str) -> Key:
+    if b"PRIVATE KEY-----" in data:
+        try:
+            native: Any = serialization.load_pem_private_key(data, pw)
+        except TypeError as exc:
+            if "encrypted" in str(exc).lower() and pw is None:
+                raise KeyLoadError(
+                    f"{origin}: the private key is encrypted and no password was given",
+                    hint="pass --password-env VAR, set PKJWT_KEY_PASSWORD, or enter it at "
+                    "the prompt",
+                ) from None
+            raise KeyLoadError(
+                f"{origin}: a password was given but the key is not encrypted"
+            ) from None
+        except ValueError as exc:
+            text = str(exc).lower()
+            if pw is not None and ("decrypt" in text or "password" in text):
+                raise KeyLoadError(f"{origin}: wrong password for the encrypted key") from None
+            raise KeyLoadError(
+                f"{origin}: corrupt or unsupported PEM private key",
+                hint="check the file is complete (BEGIN/END lines, no stray characters)",
+            ) from None
+        except Exception:
+            raise KeyLoadError(f"{origin}: unsupported private key (curve or type)") from None
+    elif b"PUBLIC KEY-----" in data or b"CERTIFICATE-----" in data:
+        try:
+            if b"CERTIFICATE-----" in data:
+                from cryptography import x509
+
+                native = x509.load_pem_x509_certificate(data).public_key()
+            else:
+                native = serialization.load_pem_public_key(data)
+        except Exception:
+            raise KeyLoadError(f"{origin}: corrupt or unsupported PEM public key") from None
+    else:
+        raise KeyLoadError(f"{origin}: PEM block is not a key or certificate")
+    return _from_native(native, kid, alg, origin)
+
+
+def _load_jwk(obj: dict[str, Any], kid: str | None, alg: str | None, origin: str) -> Key:
+    kty = obj.get("kty")
+    cls: type[RSAKey] | type[ECKey] | type[OKPKey]
+    if kty == "RSA":
+        cls = RSAKey
+    elif kty == "EC":
+        cls = ECKey
+    elif kty == "OKP":
+        cls = OKPKey
+    elif kty == "oct":
+        raise KeyLoadError(
+            f"{origin}: symmetric (oct) keys cannot be used for private_key_jwt",
+            hint="use an RSA, EC or Ed25519 key; shared secrets belong to client_secret_jwt",
+        )
+    else:
+        raise KeyLoadError(f"{origin}: unsupported JWK kty {kty!r}")
+    if kty == "EC" and obj.get("crv") not in EC_ALG_BY_CURVE:
+        raise KeyLoadError(
+            f"{origin}: unsupported curve {obj.get('crv')!r}", hint="use P-256, P-384 or P-521"
+        )
+    if kty == "OKP" and obj.get("crv") != "Ed25519":
+        raise KeyLoadError(f"{origin}: unsupported OKP curve {obj.get('crv')!r}; use Ed25519")
+    try:
+        jose = cls.import_key(obj)
+    except Exception:
+        raise KeyLoadError(f"{origin}: malformed {kty} JWK (missing or invalid members)") from None
+    jwk_alg = obj.get("alg")
+    if jwk_alg is not None and not isinstance(jwk_alg, str):
+        raise KeyLoadError(f"{origin}: JWK 'alg' must be a string")
+    if alg and jwk_alg and alg != jwk_alg:
+        raise KeyLoadError(f"{origin}: JWK says alg {jwk_alg}, but {alg} was requested")
+    jwk_kid = obj.get("kid")
+    return _make(jose, kid=kid or (str(jwk_kid) if jwk_kid else None), alg=alg or jwk_alg)
+
+
+def _from_native(native: Any, kid: str | None, alg: str | None, origin: str) -> Key:
+    jose: JoseKey
+    if isinstance(native, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        if native.key_size < MIN_RSA_BITS:
+            raise KeyLoadError(
+                f"{origin}: RSA key has {native.key_size} bits; at least {MIN_RSA_BITS} needed"
+            )
+        jose = RSAKey.import_key(native)
+    elif isinstance(native, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        if native.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+            raise KeyLoadError(
+                f"{origin}: unsupported curve {native.curve.name}",
+                hint="use P-256 (secp256r1), P-384 or P-521",
+            )
+        jose = ECKey.import_key(native)
+    elif isinstance(native, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        jose = OKPKey.import_key(native)
+    else:
+        raise KeyLoadError(
+            f"{origin}: unsupported key type {type(native).__name__}",
+            hint="use RSA (>= 2048 bits), EC P-256/384/521 or Ed25519",
+        )
+    return _make(jose, kid=kid, alg=alg)
+
+
+def _check_alg(kty: str, curve: str | None, alg: str) -> None:
+    allowed = _algs_for(kty, curve)
+    if alg not in allowed:
+        raise KeyLoadError(
+            f"alg {alg} does not fit a {curve or kty} key", hint="use one of " + ", ".join(allowed)
+        )
+
+
+def _algs_for(kty: str, curve: str | None) -> tuple[str, ...]:
+    if kty == "EC":
+        return (EC_ALG_BY_CURVE[curve or ""],)
+    return ALGS_BY_KTY[kty]
+
+
+def _make(jose: JoseKey, *, kid: str | None, alg: str | None) -> Key:
+    kty = str(jose.key_type)
+    crv = jose.as_dict(private=False).get("crv")
+    curve = str(crv) if crv else None
+    if alg:
+        _check_alg(kty, curve, alg)
+        algs: tuple[str, ...] = (alg,)
+        pinned = True
+    else:
+        algs = _algs_for(kty, curve)
+        alg = algs[0]
+        pinned = False
+    return Key(jose, kid or str(jose.thumbprint()), alg, algs, pinned)
+
+
+# -- sets -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """Public keys by ``kid`` (a parsed JWKS)."""
+
+    keys: tuple[Key, ...]
+
+    def get(self, kid: str | None) -> Key | None:
+        """The key for ``kid``; with no ``kid``, the only key when there is exactly one."""
+        if kid is None:
+            return self.keys[0] if len(self.keys) == 1 else None
+        for key in self.keys:
+            if key.kid == kid:
+                return key
+        return None
+
+    @property
+    def kids(self) -> list[str]:
+        return [k.kid for k in self.keys]
+
+    def as_dict(self) -> dict[str, Any]:
+        return jwks(self.keys)
+
+
+def jwks(keys: Key | Iterable[Key]) -> dict[str, Any]:
+    """The public JWKS for ``keys`` (never a private member), for hosting or uploading."""
+    items = [keys] if isinstance(keys, Key) else list(keys)
+    kids = [k.kid for k in items]
+    if len(set(kids)) != len(kids):
+        raise KeyLoadError("two keys share a kid; each key in a JWKS needs its own kid")
+    return {"keys": [k.public_jwk() for k in items]}
+
+
+def load_jwks(source: Mapping[str, Any] | str | bytes | os.PathLike[str]) -> KeySet:
+    """Parse a public JWKS (dict, JSON text or path). Private members are refused."""
+    obj: Any
+    if isinstance(source, Mapping):
+        obj = source
+    else:
+        if isinstance(source, os.PathLike) or (
+            isinstance(source, str) and not source.lstrip().startswith("{")
+        ):
+            try:
+                raw: str | bytes = Path(source).read_bytes()
+            except OSError as exc:
+                raise KeyLoadError(f"cannot read JWKS file {source}: {exc.strerror}") from None
+        else:
+            raw = source
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            raise KeyLoadError("JWKS is not valid JSON") from None
+    if not isinstance(obj, Mapping):
+        raise KeyLoadError("JWKS must be a JSON object with a 'keys' array")
+    if "keys" not in obj and "kty" in obj:
+        obj = {"keys": [obj]}
+    members = obj.get("keys")
+    if not isinstance(members, list) or not members:
+        raise KeyLoadError("JWKS must have a non-empty 'keys' array")
+    out: list[Key] = []
+    for i, member in enumerate(members):
+        if not isinstance(member, dict):
+            raise KeyLoadError(f"JWKS keys[{i}] is not an object")
+        leaked = sorted(PRIVATE_JWK_MEMBERS & member.keys())
+        if leaked:
+            raise KeyLoadError(
+                f"JWKS keys[{i}] contains private members ({', '.join(leaked)})",
+                hint="publish only public keys: run `pkjwt jwks KEYFILE` to produce a safe JWKS, "
+                "and treat the exposed key as compromised",
+            )
+        use = member.get("use")
+        if use not in (None, "sig"):
+            # an encryption key is not a signing key; skip it rather than fail the whole set
+            continue
+        out.append(_load_jwk(member, None, None, origin=f"JWKS keys[{i}]"))
+    if not out:
+        raise KeyLoadError("JWKS has no signing keys")
+    return KeySet(tuple(out))

@@ -1,0 +1,716 @@
+"""The rule table: how a client assertion is judged (rules R5-R19 of assertion-rules.md).
+
+One table, three readers: the local server enforces it, the doctor explains it, the
+conformance runner attacks other servers with it. Each rule is a small function returning one
+:class:`Finding` (pass, fail or skip). :func:`check` runs them in the table's order; a failed
+R5/R6 ends the run (there is nothing left to read), and R19, the replay check, runs only when
+everything else passed, because recording a ``jti`` is the one side effect.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from joserfc.jws import JWSRegistry
+
+from .decode import DecodedJWT, DecodeError, decode_compact
+from .keys import Key, KeySet
+from .profiles import EXPLICIT_TYP, AudiencePolicy, Profile, TypPolicy
+
+__all__ = [
+    "RULES",
+    "Finding",
+    "Report",
+    "Rule",
+    "RuleContext",
+    "Verdict",
+    "check",
+]
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule's verdict. ``code`` names the exact condition (``exp.expired``)."""
+
+    rule: str
+    verdict: Verdict
+    code: str
+    expected: str = ""
+    got: str = ""
+    source: str = ""
+    hint: str = ""
+    error: str = "invalid_client"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is not Verdict.FAIL
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "verdict": self.verdict.value,
+            "code": self.code,
+            "expected": self.expected,
+            "got": self.got,
+            "source": self.source,
+            "hint": self.hint,
+            "error": self.error,
+        }
+
+
+#: inserts (client_id, jti) if absent with the given expiry (epoch seconds); True when new
+ReplayCheck = Callable[[str, str, float], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What a check knows besides the assertion. ``None`` means "not known here": the rules
+    that need it are skipped (the doctor without a JWKS cannot check a signature)."""
+
+    profile: Profile
+    now: float
+    issuer: str | None = None
+    token_endpoint: str | None = None
+    #: the client the server expects (a body ``client_id``); checked against ``iss``/``sub``
+    client_id: str | None = None
+    #: whether ``sub`` names a registered client allowed private_key_jwt (None: not checked)
+    client_registered: bool | None = None
+    keys: KeySet | None = None
+    #: the client's registered ``token_endpoint_auth_signing_alg``
+    client_alg: str | None = None
+    require_explicit_typ: bool = False
+    replay: ReplayCheck | None = None
+
+
+@dataclass(slots=True)
+class _State:
+    jwt: DecodedJWT
+    ctx: RuleContext
+    key: Key | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    title: str
+    source: str
+    run: Callable[[_State], Finding]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Every finding, in table order. ``header``/``claims`` are the decoded (untrusted) parts."""
+
+    findings: tuple[Finding, ...]
+    header: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.findings)
+
+    @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.verdict is Verdict.FAIL]
+
+    @property
+    def first_failure(self) -> Finding | None:
+        for f in self.findings:
+            if f.verdict is Verdict.FAIL:
+                return f
+        return None
+
+    def failed(self, code: str) -> bool:
+        return any(f.code == code and f.verdict is Verdict.FAIL for f in self.findings)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A bounded, printable rendering of an untrusted value for messages."""
+    if value is _MISSING:
+        return "(absent)"
+    text = repr(value) if not isinstance(value, str) else value
+    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_MISSING: Any = object()
+
+
+def _json_type(value: Any) -> str:
+    names = {str: "string", bool: "boolean", list: "array", dict: "object", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _pass(rule: str, code: str, expected: str = "", got: str = "", source: str = "") -> Finding:
+    return Finding(rule, Verdict.PASS, code, expected, got, source)
+
+
+def _skip(rule: str, code: str, why: str, source: str = "") -> Finding:
+    return Finding(rule, Verdict.SKIP, code, "", why, source)
+
+
+def _fail(rule: str, code: str, expected: str, got: str, source: str, hint: str = "") -> Finding:
+    return Finding(rule, Verdict.FAIL, code, expected, got, source, hint)
+
+
+# -- R7: who is the client ------------------------------------------------------------------------
+
+SRC_R7 = "RFC 7521 4.2, RFC 7523 3"
+
+
+def _r7_client(s: _State) -> Finding:
+    sub = s.jwt.claims.get("sub", _MISSING)
+    ctx = s.ctx
+    if ctx.client_id is not None and isinstance(sub, str) and sub != ctx.client_id:
+        return _fail(
+            "R7",
+            "client.body_mismatch",
+            f"sub = client_id {ctx.client_id!r}",
+            _show(sub),
+            SRC_R7,
+            "the client_id form parameter and the assertion's sub must name one client",
+        )
+    if ctx.client_registered is None:
+        return _skip("R7", "client.registered", "no client registry here", SRC_R7)
+    if not ctx.client_registered:
+        return _fail(
+            "R7",
+            "client.unknown",
+            "sub naming a registered client",
+            _show(sub),
+            SRC_R7,
+            "iss and sub must both be your client_id (the NHS calls it the API key)",
+        )
+    return _pass("R7", "client.registered", "a registered client", _show(sub), SRC_R7)
+
+
+# -- R8: algorithm --------------------------------------------------------------------------------
+
+SRC_R8 = "RFC 8725 3.1-3.2"
+
+
+def _r8_alg(s: _State) -> Finding:
+    alg = s.jwt.header.get("alg", _MISSING)
+    profile = s.ctx.profile
+    allowed = ", ".join(sorted(profile.algs))
+    if alg is _MISSING or not isinstance(alg, str):
+        return _fail("R8", "alg.missing", f"alg one of {allowed}", _show(alg), SRC_R8)
+    if alg.lower() == "none":
+        return _fail(
+            "R8",
+            "alg.none",
+            f"alg one of {allowed}",
+            alg,
+            SRC_R8,
+            "an unsigned JWT proves nothing; sign it with your private key",
+        )
+    if alg.upper().startswith("HS"):
+        return _fail(
+            "R8",
+            "alg.hmac",
+            f"alg one of {allowed}",
+            alg,
+            SRC_R8,
+            "HMAC algorithms are client_secret_jwt, not private_key_jwt; sign with your "
+            "private key (RSA/EC/Ed25519)",
+        )
+    if alg not in profile.algs:
+        hint = f"the {profile.name} profile accepts {allowed}"
+        if profile.preferred_alg:
+            hint = f"the {profile.name} profile requires {profile.preferred_alg}"
+            if alg.startswith("ES"):
+                hint += " (an RSA key); an EC key cannot make this signature"
+        return _fail("R8", "alg.not_allowed", f"alg one of {allowed}", alg, SRC_R8, hint)
+    if s.ctx.client_alg and alg != s.ctx.client_alg:
+        return _fail(
+            "R8",
+            "alg.registered_mismatch",
+            f"alg {s.ctx.client_alg} (registered)",
+            alg,
+            SRC_R8,
+            "sign with the algorithm registered for this client",
+        )
+    return _pass("R8", "alg.ok", f"alg one of {allowed}", alg, SRC_R8)
+
+
+# -- R9: which key --------------------------------------------------------------------------------
+
+SRC_R9 = "OIDC Core 10.1, RFC 8725 3.1, 3.10"
+_UNTRUSTED_KEY_HEADERS = ("jwk", "jku", "x5u")
+
+
+def _r9_key(s: _State) -> Finding:
+    header = s.jwt.header
+    profile = s.ctx.profile
+    for name in _UNTRUSTED_KEY_HEADERS:
+        if name in header:
+            return _fail(
+                "R9",
+                "key.untrusted_header",
+                "keys only from the client's registration",
+                f"header {name!r}",
+                SRC_R9,
+                f"remove the {name} header: servers must never take the key from the JWT",
+            )
+    kid = header.get("kid", _MISSING)
+    if kid is not _MISSING and not isinstance(kid, str):
+        return _fail("R9", "kid.type", "kid a string", _show(kid), SRC_R9)
+    if kid is _MISSING and profile.kid_required:
+        return _fail(
+            "R9",
+            "kid.missing",
+            "a kid header",
+            "(absent)",
+            SRC_R9,
+            "add the kid of your registered public key to the JWT header",
+        )
+    keys = s.ctx.keys
+    if keys is None:
+        return _skip("R9", "key.selected", "no JWKS given", SRC_R9)
+    if kid is _MISSING and len(keys.keys) > 1:
+        return _fail(
+            "R9",
+            "kid.missing",
+            "a kid header (the JWKS has several keys)",
+            "(absent)",
+            SRC_R9,
+            "add the kid of the signing key to the JWT header",
+        )
+    key = keys.get(None if kid is _MISSING else kid)
+    if key is None:
+        return _fail(
+            "R9",
+            "kid.unknown",
+            "kid one of " + _show(", ".join(keys.kids)),
+            _show(kid),
+            SRC_R9,
+            "the kid must match a key in your registered JWKS; publish the key (and wait for "
+            "the server's JWKS cache) before signing with it",
+        )
+    alg = header.get("alg")
+    if alg not in key.algs:
+        return _fail(
+            "R9",
+            "key.type_mismatch",
+            f"an alg the key can do ({', '.join(key.algs)})",
+            _show(alg),
+            SRC_R9,
+            f"key {key.kid!r} is {key.kty}; sign with {key.alg}",
+        )
+    if key.kty == "RSA" and key.size < profile.min_rsa_bits:
+        return _fail(
+            "R9", "key.too_small", f"RSA >= {profile.min_rsa_bits} bits", str(key.size), SRC_R9
+        )
+    s.key = key
+    return _pass("R9", "key.selected", "a registered key", f"kid {key.kid!r}", SRC_R9)
+
+
+# -- R11: signature -------------------------------------------------------------------------------
+
+SRC_R11 = "RFC 7523 3, RFC 7518 3.4"
+
+
+def _r11_signature(s: _State) -> Finding:
+    if s.key is None:
+        return _skip("R11", "signature.valid", "no key selected", SRC_R11)
+    alg = str(s.jwt.header.get("alg"))
+    impl = JWSRegistry.algorithms.get(alg)
+    try:
+        ok = bool(impl and impl.verify(s.jwt.signing_input, s.jwt.signature, s.key.jose))
+    except Exception:
+        ok = False
+    if not ok:
+        hint = "the JWT was not signed by the private half of the registered key"
+        if alg.startswith("ES"):
+            hint += "; ECDSA signatures must be raw R||S (64 bytes for ES256), not DER"
+        return _fail("R11", "signature.invalid", "a valid signature", "invalid", SRC_R11, hint)
+    return _pass("R11", "signature.valid", "a valid signature", "valid", SRC_R11)
+
+
+# -- R12: typ -------------------------------------------------------------------------------------
+
+SRC_R12 = "rfc7523bis 4, RFC 8725 3.11-3.12"
+_EXPLICIT = {EXPLICIT_TYP, "application/" + EXPLICIT_TYP}
+
+
+def _r12_typ(s: _State) -> Finding:
+    typ = s.jwt.header.get("typ", _MISSING)
+    policy = s.ctx.profile.typ_policy
+    if policy is TypPolicy.EXPLICIT or s.ctx.require_explicit_typ:
+        if isinstance(typ, str) and typ.lower() in _EXPLICIT:
+            return _pass("R12", "typ.ok", EXPLICIT_TYP, typ, SRC_R12)
+        return _fail(
+            "R12",
+            "typ.explicit_required",
+            EXPLICIT_TYP,
+            _show(typ),
+            SRC_R12,
+            f"this server requires explicit typing: set the header typ to {EXPLICIT_TYP}",
+        )
+    if policy is TypPolicy.JWT:
+        if typ is _MISSING:
+            return _fail(
+                "R12",
+                "typ.missing",
+                "typ JWT",
+                "(absent)",
+                SRC_R12,
+                'add "typ": "JWT" to the header; some libraries drop it when you pass '
+                "extra headers (jose-jwt does)",
+            )
+        if not isinstance(typ, str) or typ.upper() != "JWT":
+            return _fail("R12", "typ.wrong", "typ JWT", _show(typ), SRC_R12, 'use "typ": "JWT"')
+        return _pass("R12", "typ.ok", "typ JWT", typ, SRC_R12)
+    if typ is _MISSING:
+        return _pass("R12", "typ.ok", f"absent, JWT or {EXPLICIT_TYP}", "(absent)", SRC_R12)
+    if isinstance(typ, str) and (typ.upper() == "JWT" or typ.lower() in _EXPLICIT):
+        return _pass("R12", "typ.ok", f"absent, JWT or {EXPLICIT_TYP}", typ, SRC_R12)
+    return _fail(
+        "R12",
+        "typ.wrong",
+        f"absent, JWT or {EXPLICIT_TYP}",
+        _show(typ),
+        SRC_R12,
+        "a token of another type (an access token, a DPoP proof) is not a client assertion",
+    )
+
+
+# -- R13: iss and sub -----------------------------------------------------------------------------
+
+SRC_R13 = "RFC 7523 3, OIDC Core 9"
+
+
+def _r13_iss_sub(s: _State) -> Finding:
+    claims = s.jwt.claims
+    iss = claims.get("iss", _MISSING)
+    sub = claims.get("sub", _MISSING)
+    expected = f"iss = sub = {s.ctx.client_id!r}" if s.ctx.client_id else "iss = sub = client_id"
+    got = f"iss={_show(iss)} sub={_show(sub)}"
+    if iss is _MISSING or not isinstance(iss, str) or not iss:
+        return _fail("R13", "iss.missing", expected, got, SRC_R13, "set iss to your client_id")
+    if sub is _MISSING or not isinstance(sub, str) or not sub:
+        return _fail(
+            "R13",
+            "sub.missing",
+            expected,
+            got,
+            SRC_R13,
+            "set sub to your client_id as well (the NHS platform requires both iss and sub)",
+        )
+    if not hmac.compare_digest(iss.encode(), sub.encode()):
+        return _fail("R13", "iss_sub.mismatch", expected, got, SRC_R13, "iss and sub must be equal")
+    if s.ctx.client_id is not None and iss != s.ctx.client_id:
+        return _fail(
+            "R13", "iss.wrong", expected, got, SRC_R13, "iss and sub must be your client_id"
+        )
+    return _pass("R13", "iss_sub.ok", expected, got, SRC_R13)
+
+
+# -- R14: aud -------------------------------------------------------------------------------------
+
+SRC_R14 = "rfc7523bis 4, OIDC Core 9 errata 3, FAPI2 5.3.2.1-8"
+
+
+def _r14_aud(s: _State) -> Finding:
+    aud = s.jwt.claims.get("aud", _MISSING)
+    ctx = s.ctx
+    policy = ctx.profile.audience_policy
+    issuer, token_url = ctx.issuer, ctx.token_endpoint
+    if policy is AudiencePolicy.TOKEN_ENDPOINT:
+        expected = f"aud = {token_url}" if token_url else "aud = the token endpoint URL"
+        hint = "aud must be the exact token URL you POST to, character for character"
+        if isinstance(aud, str) and issuer and aud == issuer:
+            hint += " (you sent the issuer; this server wants the token URL)"
+        if token_url is None:
+            if isinstance(aud, str) and aud:
+                return _skip("R14", "aud.value", "token URL not given; aud not compared", SRC_R14)
+            return _fail("R14", "aud.missing", expected, _show(aud), SRC_R14, hint)
+        if aud == token_url:
+            return _pass("R14", "aud.ok", expected, aud, SRC_R14)
+        code = "aud.missing" if aud is _MISSING else "aud.wrong"
+        return _fail("R14", code, expected, _show(aud), SRC_R14, hint)
+
+    if issuer is None and token_url is None:
+        if isinstance(aud, str | list) and aud:
+            return _skip("R14", "aud.value", "issuer not given; aud not compared", SRC_R14)
+        return _fail("R14", "aud.missing", "aud = the issuer", _show(aud), SRC_R14)
+    if aud is _MISSING:
+        return _fail("R14", "aud.missing", f"aud = {issuer}", "(absent)", SRC_R14)
+    if policy is AudiencePolicy.STRICT:
+        expected = f"aud = {issuer!r} (a string)"
+        if aud == issuer:
+            return _pass("R14", "aud.ok", expected, _show(aud), SRC_R14)
+        if isinstance(aud, list) and aud == [issuer]:
+            return _fail(
+                "R14",
+                "aud.array",
+                expected,
+                _show(aud),
+                SRC_R14,
+                "send the issuer as a plain string, not a one-element array (OIDC errata 3)",
+            )
+        if token_url and (aud == token_url or (isinstance(aud, list) and token_url in aud)):
+            return _fail(
+                "R14",
+                "aud.token_endpoint",
+                expected,
+                _show(aud),
+                SRC_R14,
+                "since the 2025 audience-injection fixes this server wants the issuer "
+                "identifier in aud, not the token endpoint URL (use the rfc7523bis profile)",
+            )
+        return _fail(
+            "R14",
+            "aud.wrong",
+            expected,
+            _show(aud),
+            SRC_R14,
+            "aud must be the authorization server's issuer identifier (from its metadata)",
+        )
+    accepted = [a for a in (issuer, token_url) if a]
+    expected = "aud = " + " or ".join(accepted)
+    if policy is AudiencePolicy.ISSUER_STRING_OR_ARRAY:
+        accepted = [issuer] if issuer else []
+        expected = f"aud = {issuer} (string or one-element array)"
+        if aud == issuer or (isinstance(aud, list) and aud == [issuer]):
+            return _pass("R14", "aud.ok", expected, _show(aud), SRC_R14)
+    elif isinstance(aud, str) and aud in accepted:
+        return _pass("R14", "aud.ok", expected, aud, SRC_R14)
+    elif (
+        isinstance(aud, list)
+        and aud
+        and all(isinstance(a, str) for a in aud)
+        and any(a in accepted for a in aud)
+    ):
+        return _pass("R14", "aud.ok", expected, _show(aud), SRC_R14)
+    return _fail(
+        "R14",
+        "aud.wrong",
+        expected,
+        _show(aud),
+        SRC_R14,
+        "aud must be the server's issuer identifier (or, for older servers, the token URL)",
+    )
+
+
+# -- R15/R16/R17: time ----------------------------------------------------------------------------
+
+SRC_R15 = "RFC 7523 3, RFC 7519 4.1.4"
+SRC_R16 = "RFC 7519 4.1.5, FAPI2 5.3.2.1-13"
+SRC_R17 = "RFC 7523 3, 5"
+
+
+def _r15_exp(s: _State) -> Finding:
+    exp = s.jwt.claims.get("exp", _MISSING)
+    skew = s.ctx.profile.skew
+    if exp is _MISSING:
+        hint = "add exp (now + 60 s is plenty; at most 300 s)"
+        if "expires" in s.jwt.claims or "expiry" in s.jwt.claims:
+            hint = "the claim is called exp (seconds since the epoch)"
+        return _fail("R15", "exp.missing", "exp, a number", "(absent)", SRC_R15, hint)
+    if not _num(exp):
+        hint = "exp must be a JSON number of seconds, not a string: int(time.time()) + 300"
+        got = f"{_show(exp)!r} (a JSON {_json_type(exp)})"
+        return _fail("R15", "exp.type", "exp, a number", got, SRC_R15, hint)
+    if s.ctx.profile.exp_must_be_integer and not isinstance(exp, int):
+        return _fail(
+            "R15",
+            "exp.integer",
+            "exp, an integer",
+            _show(exp),
+            SRC_R15,
+            "send whole seconds: int(time.time()) + 300",
+        )
+    if exp <= s.ctx.now - skew:
+        ago = int(s.ctx.now - exp)
+        return _fail(
+            "R15",
+            "exp.expired",
+            f"exp after now (skew {skew} s)",
+            f"expired {ago} s ago",
+            SRC_R15,
+            "make a fresh assertion for every request; check your clock (NTP)",
+        )
+    return _pass("R15", "exp.ok", "exp in the future", f"in {int(exp - s.ctx.now)} s", SRC_R15)
+
+
+def _r16_iat_nbf(s: _State) -> Finding:
+    profile = s.ctx.profile
+    now = s.ctx.now
+    # FAPI 2.0 accepts iat/nbf up to 10 s ahead and rejects beyond 60 s: its cap is the wider one
+    limit = profile.max_future_iat if profile.max_future_iat is not None else profile.skew
+    for name in ("iat", "nbf"):
+        value = s.jwt.claims.get(name, _MISSING)
+        if value is _MISSING:
+            continue
+        if not _num(value):
+            return _fail(
+                "R16",
+                f"{name}.type",
+                f"{name}, a number",
+                _show(value),
+                SRC_R16,
+                f"{name} must be a JSON number of seconds since the epoch",
+            )
+        ahead = value - now
+        if ahead > limit:
+            return _fail(
+                "R16",
+                f"{name}.future",
+                f"{name} not after now + {limit} s",
+                f"{int(ahead)} s ahead",
+                SRC_R16,
+                "your clock is ahead of the server's: sync it (NTP), or let pkjwt "
+                "correct skew from the server's Date header",
+            )
+    return _pass("R16", "iat_nbf.ok", f"iat/nbf not after now + {limit} s", "ok", SRC_R16)
+
+
+def _r17_lifetime(s: _State) -> Finding:
+    exp = s.jwt.claims.get("exp")
+    cap = s.ctx.profile.max_lifetime
+    if not _num(exp):
+        return _skip("R17", "exp.lifetime", "exp unusable (see R15)", SRC_R17)
+    assert isinstance(exp, int | float)
+    ahead = exp - s.ctx.now
+    if ahead > cap:
+        hint = f"exp may be at most {cap} s after now; use now + 300 or less"
+        if s.ctx.profile.name == "nhs":
+            hint = "the NHS platform allows exp at most 5 minutes ahead: int(time()) + 300"
+        return _fail(
+            "R17", "exp.too_far", f"exp - now <= {cap} s", f"{int(ahead)} s", SRC_R17, hint
+        )
+    return _pass("R17", "exp.lifetime", f"exp - now <= {cap} s", f"{int(ahead)} s", SRC_R17)
+
+
+# -- R18/R19: jti ---------------------------------------------------------------------------------
+
+SRC_R18 = "OIDC Core 9"
+SRC_R19 = "RFC 7523 3, OIDC Core 9"
+
+
+def _r18_jti(s: _State) -> Finding:
+    jti = s.jwt.claims.get("jti", _MISSING)
+    cap = s.ctx.profile.max_jti_length
+    if jti is _MISSING:
+        hint = "add a unique jti to every assertion: str(uuid.uuid4())"
+        if "jit" in s.jwt.claims:
+            hint = "the claims hold 'jit': a typo for 'jti'"
+        return _fail("R18", "jti.missing", "jti, a unique string", "(absent)", SRC_R18, hint)
+    if not isinstance(jti, str) or not jti:
+        return _fail(
+            "R18",
+            "jti.type",
+            "jti, a non-empty string",
+            _show(jti),
+            SRC_R18,
+            "jti must be a unique string such as a GUID: str(uuid.uuid4())",
+        )
+    if len(jti) > cap:
+        return _fail("R18", "jti.length", f"jti of at most {cap} chars", str(len(jti)), SRC_R18)
+    return _pass("R18", "jti.ok", "jti, a unique string", _show(jti, 40), SRC_R18)
+
+
+def _r19_replay(s: _State) -> Finding:
+    replay = s.ctx.replay
+    if replay is None:
+        return _skip("R19", "jti.replay", "no replay store here", SRC_R19)
+    claims = s.jwt.claims
+    profile = s.ctx.profile
+    exp = claims["exp"]
+    until = max(float(exp) + profile.skew, s.ctx.now + profile.jti_memory)
+    if not replay(str(claims.get("sub")), str(claims["jti"]), until):
+        return _fail(
+            "R19",
+            "jti.replay",
+            "a jti not used before",
+            _show(claims["jti"], 40),
+            SRC_R19,
+            "never reuse an assertion: make a new one (new jti) for every token request",
+        )
+    return _pass("R19", "jti.fresh", "a jti not used before", "fresh", SRC_R19)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("R7", "sub names a registered client", SRC_R7, _r7_client),
+    Rule("R8", "alg allowed", SRC_R8, _r8_alg),
+    Rule("R9", "key from the registration, selected by kid", SRC_R9, _r9_key),
+    Rule("R11", "signature verifies", SRC_R11, _r11_signature),
+    Rule("R12", "typ acceptable", SRC_R12, _r12_typ),
+    Rule("R13", "iss = sub = client_id", SRC_R13, _r13_iss_sub),
+    Rule("R14", "aud is the right audience", SRC_R14, _r14_aud),
+    Rule("R15", "exp present and in the future", SRC_R15, _r15_exp),
+    Rule("R16", "iat/nbf not in the future", SRC_R16, _r16_iat_nbf),
+    Rule("R17", "lifetime within the cap", SRC_R17, _r17_lifetime),
+    Rule("R18", "jti present", SRC_R18, _r18_jti),
+)
+REPLAY_RULE = Rule("R19", "jti not replayed", SRC_R19, _r19_replay)
+RULE_TITLES: dict[str, str] = {
+    "R5": "a single compact JWS of bounded size",
+    "R6": "header and payload are strict JSON objects",
+    **{r.id: r.title for r in (*RULES, REPLAY_RULE)},
+}
+
+
+def _structure(jwt: DecodedJWT) -> list[Finding]:
+    src5, src6 = "RFC 7523 2.2", "RFC 7515 4, RFC 7519 4"
+    findings = [_pass("R5", "jws.compact", "compact JWS", f"{jwt.size} bytes", src5)]
+    crit = jwt.header.get("crit", _MISSING)
+    if crit is not _MISSING:
+        findings.append(
+            _fail(
+                "R6",
+                "jws.crit",
+                "no crit header",
+                _show(crit),
+                src6,
+                "no critical extensions are understood; remove crit",
+            )
+        )
+    else:
+        findings.append(_pass("R6", "json.ok", "JSON objects", "ok", src6))
+    return findings
+
+
+def check(
+    token: str | bytes | DecodedJWT,
+    ctx: RuleContext,
+    *,
+    rules: Sequence[Rule] = RULES,
+) -> Report:
+    """Judge an assertion against the rule table; never raises on bad input."""
+    if isinstance(token, DecodedJWT):
+        jwt = token
+    else:
+        try:
+            jwt = decode_compact(token, max_bytes=ctx.profile.max_assertion_bytes)
+        except DecodeError as exc:
+            src = "RFC 7523 2.2" if exc.rule == "R5" else "RFC 7515 4, RFC 7519 4"
+            expected = "a compact JWS" if exc.rule == "R5" else "JSON objects"
+            failure = _fail(exc.rule, exc.code, expected, exc.message, src, exc.hint or "")
+            return Report((failure,))
+    findings = _structure(jwt)
+    if not all(f.ok for f in findings):
+        return Report(tuple(findings), jwt.header, jwt.claims)
+    state = _State(jwt, ctx)
+    findings.extend(rule.run(state) for rule in rules)
+    if all(f.ok for f in findings):
+        findings.append(REPLAY_RULE.run(state))
+    return Report(tuple(findings), jwt.header, jwt.claims)
