@@ -3,7 +3,10 @@
 The public API is re-exported here; nothing is defined in this module.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .assertion import AssertionFactory, make_assertion
+from .client import TokenClient
 from .decode import DecodedJWT, decode_compact
 from .doctor import diagnose
 from .errors import (
@@ -18,10 +21,18 @@ from .errors import (
     TokenResponseError,
     TransportError,
 )
+from .integrations.httpx import HttpxAuth
 from .keys import Key, KeyFilePermissionWarning, KeySet, generate_key, jwks, load_jwks, load_key
+from .manager import TokenManager
 from .profiles import PROFILES, Profile, get_profile
+from .retry import RetryPolicy
 from .rules import Finding, Report, RuleContext, Verdict, check
 from .signing import AsyncSigner, LocalSigner, Signer
+from .stores import FileStore, MemoryStore, TokenStore
+from .tokens import Token
+
+if TYPE_CHECKING:
+    from .integrations.requests import RequestsAuth
 
 __version__ = "0.1.0"
 
@@ -32,7 +43,9 @@ __all__ = [
     "AsyncSigner",
     "ConfigError",
     "DecodedJWT",
+    "FileStore",
     "Finding",
+    "HttpxAuth",
     "InvalidClient",
     "InvalidRequest",
     "JWTFormatError",
@@ -41,13 +54,20 @@ __all__ = [
     "KeyLoadError",
     "KeySet",
     "LocalSigner",
+    "MemoryStore",
     "OAuthError",
     "PkjwtError",
     "Profile",
     "Report",
+    "RequestsAuth",
+    "RetryPolicy",
     "RuleContext",
     "Signer",
+    "Token",
+    "TokenClient",
+    "TokenManager",
     "TokenResponseError",
+    "TokenStore",
     "TransportError",
     "Verdict",
     "__version__",
@@ -61,3 +81,12 @@ __all__ = [
     "load_key",
     "make_assertion",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # requests is an optional extra: import its integration only when asked for
+    if name == "RequestsAuth":
+        from .integrations.requests import RequestsAuth
+
+        return RequestsAuth
+    raise AttributeError(f"module 'pkjwt' has no attribute {name!r}")

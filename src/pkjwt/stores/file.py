@@ -1,0 +1,84 @@
+"""A file store for the CLI: one JSON file per cache key in the user's cache directory.
+
+Files are created 0600 in a 0700 directory and replaced atomically; a per-key file lock makes
+concurrent ``pkjwt token`` processes share one token instead of each fetching their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Hashable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from filelock import FileLock
+
+from ..tokens import Token
+
+
+def default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(os.environ.get("PKJWT_CACHE_DIR") or platformdirs.user_cache_dir("pkjwt"))
+
+
+class FileStore:
+    def __init__(
+        self, directory: str | os.PathLike[str] | None = None, *, lock_timeout: float = 30.0
+    ) -> None:
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.lock_timeout = float(lock_timeout)
+
+    def _ensure_dir(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, key: tuple[Hashable, ...]) -> Path:
+        digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:32]
+        return self.directory / f"token-{digest}.json"
+
+    def get(self, key: tuple[Hashable, ...]) -> Token | None:
+        path = self._path(key)
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            return Token.from_json(data)
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, OSError):
+            # a corrupt cache file is not an error: it is replaced by the next fetch
+            return None
+
+    def set(self, key: tuple[Hashable, ...], token: Token) -> None:
+        self._ensure_dir()
+        path = self._path(key)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".token-", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(token.to_json(), fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self, key: tuple[Hashable, ...]) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]:
+        self._ensure_dir()
+        path = self._path(key).with_suffix(".lock")
+        return FileLock(str(path), timeout=self.lock_timeout, mode=0o600)
+
+    def clear(self) -> int:
+        """Remove every cached token; returns how many."""
+        count = 0
+        if self.directory.is_dir():
+            for path in self.directory.glob("token-*.json"):
+                path.unlink(missing_ok=True)
+                count += 1
+        return count
+
+    def __repr__(self) -> str:
+        return f"<FileStore {self.directory}>"

@@ -1,0 +1,32 @@
+"""A process-wide store, for sharing one cache between several client objects."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from contextlib import AbstractContextManager
+
+from ..tokens import Token
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[Hashable, ...], Token] = {}
+        self._locks: dict[tuple[Hashable, ...], threading.Lock] = {}
+        self._mutex = threading.Lock()
+
+    def get(self, key: tuple[Hashable, ...]) -> Token | None:
+        return self._tokens.get(key)
+
+    def set(self, key: tuple[Hashable, ...], token: Token) -> None:
+        self._tokens[key] = token
+
+    def delete(self, key: tuple[Hashable, ...]) -> None:
+        self._tokens.pop(key, None)
+
+    def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]:
+        with self._mutex:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore {len(self._tokens)} token(s)>"
