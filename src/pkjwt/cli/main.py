@@ -12,7 +12,7 @@ import click
 from .. import __version__
 from ..errors import PkjwtError
 
-_COMMANDS = ("keygen", "jwks", "assertion", "doctor", "token", "call", "demo")
+_COMMANDS = ("keygen", "jwks", "assertion", "doctor", "token", "call", "serve", "demo")
 
 
 class _Group(click.Group):

@@ -1,0 +1,45 @@
+"""pkjwt serve: the local authorization server."""
+
+from __future__ import annotations
+
+import click
+
+from ..server.config import load_config
+from ..server.run import serve_forever
+
+
+@click.command("serve")
+@click.option("--config", "config_path", required=True, help="Server config (TOML).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: any free).")
+@click.option("--log-level", default="info", show_default=True)
+def command(config_path: str, host: str, port: int, log_level: str) -> None:
+    """Run a local authorization server that validates assertions like the real ones.
+
+    Binds loopback by default. Token endpoint at /oauth2/token; metadata at
+    /.well-known/oauth-authorization-server; also /jwks, /introspect, /revoke, /echo (a
+    protected test API), /health and /openapi.json.
+
+    \b
+    Example server.toml (NHS mode):
+      profile = "nhs"
+      [[clients]]
+      client_id = "my-api-key"
+      jwks_file = "jwks.json"
+    Then:
+      pkjwt serve --config server.toml --port 9000
+    """
+    config = load_config(config_path)
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        click.echo(
+            click.style("warning: ", fg="yellow")
+            + f"binding {host}: this is a development server, not for production",
+            err=True,
+        )
+    where = f"http://{host}:{port}"
+    click.echo(
+        f"pkjwt serve: profile {config.profile.name}, {len(config.clients)} client(s), "
+        f"token endpoint {config.issuer or where}/oauth2/token",
+        err=True,
+    )
+    serve_forever(config, host=host, port=port, log_level=log_level)

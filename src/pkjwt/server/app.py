@@ -1,0 +1,451 @@
+"""The ASGI app: token, metadata, JWKS, introspection, revocation, echo, health, OpenAPI.
+
+``create_app(config)`` builds a Starlette app once. Bad input never produces a 500: every
+handler turns surprises into ``server_error`` with nothing but the code in the body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import logging
+import tempfile
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..rules import Finding
+from .auth import AuthFailure, AuthResult, ClientAuthenticator, safe_description
+from .config import ClientConfig, ServerConfig
+from .issuing import TokenIssuer
+from .jwks_fetch import JwksFetcher
+from .nhs_mode import nhs_authenticate, nhs_error_body
+from .openapi import openapi_document
+from .replay import ReplayStore, open_replay_store
+
+__all__ = ["RecordedRequest", "ServerState", "create_app"]
+
+log = logging.getLogger("pkjwt.server")
+
+TOKEN_PATH = "/oauth2/token"
+_MAX_BODY = 64 * 1024
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """What the server saw and decided, for tests (``pkjwt.testing``)."""
+
+    at: float
+    endpoint: str
+    status: int
+    error: str | None
+    description: str | None
+    client_id: str | None
+    header: Mapping[str, Any] = field(default_factory=dict)
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    form: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+class ServerState:
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        issuer: str,
+        replay: ReplayStore,
+        clock: Callable[[], float],
+        record: int,
+    ) -> None:
+        self.config = config
+        self.issuer = issuer
+        self.token_endpoint = issuer + TOKEN_PATH
+        self.clock = clock
+        self.replay = replay
+        self.fetcher = JwksFetcher(
+            allow_private=config.allow_private_jwks_uri,
+            timeout=config.jwks_timeout,
+            max_bytes=config.jwks_max_bytes,
+        )
+        self.auth = ClientAuthenticator(
+            config,
+            issuer=issuer,
+            token_endpoint=self.token_endpoint,
+            replay=replay,
+            fetcher=self.fetcher,
+            clock=clock,
+        )
+        self.issuer_tokens = TokenIssuer(
+            issuer=issuer,
+            lifetime=config.token_lifetime,
+            token_format=config.token_format,
+            signing_alg=config.signing_alg,
+            clock=clock,
+        )
+        self.requests: deque[RecordedRequest] = deque(maxlen=max(record, 1))
+        self.recording = record > 0
+
+    def record(
+        self,
+        endpoint: str,
+        status: int,
+        body: Mapping[str, Any] | None,
+        result: AuthResult | None,
+        form: Mapping[str, str],
+    ) -> None:
+        if not self.recording:
+            return
+        jwt = result.jwt if result else None
+        report = result.report if result else None
+        client_id = result.client.client_id if result and result.client else None
+        if client_id is None and jwt is not None and isinstance(jwt.claims.get("sub"), str):
+            client_id = jwt.claims["sub"]
+        safe_form = {
+            k: (v if k not in ("client_assertion", "client_secret") else "<redacted>")
+            for k, v in form.items()
+        }
+        self.requests.append(
+            RecordedRequest(
+                at=self.clock(),
+                endpoint=endpoint,
+                status=status,
+                error=(body or {}).get("error"),
+                description=(body or {}).get("error_description"),
+                client_id=client_id,
+                header=dict(jwt.header) if jwt else {},
+                claims=dict(jwt.claims) if jwt else {},
+                findings=report.findings if report else (),
+                form=safe_form,
+            )
+        )
+
+
+def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers=dict(headers or {}),
+    )
+
+
+def _error(failure: AuthFailure, extra_headers: Mapping[str, str] | None = None) -> Response:
+    headers = dict(_NO_STORE)
+    headers["Date"] = email.utils.formatdate(usegmt=True)
+    if failure.status == 401 and failure.basic:
+        headers["WWW-Authenticate"] = 'Basic realm="pkjwt"'
+    status = failure.status
+    if status == 401 and not failure.basic:
+        # a 401 must carry a challenge; assertion failures answer 400 (RFC 6749 5.2)
+        status = 400
+    headers.update(extra_headers or {})
+    return _json(
+        {"error": failure.error, "error_description": safe_description(failure.description)},
+        status,
+        headers,
+    )
+
+
+_FORM = "application/x-www-form-urlencoded"
+_CC = "expected client_credentials"
+
+
+def _invalid(description: str, rule: str) -> AuthFailure:
+    return AuthFailure(400, "invalid_request", description, rule)
+
+
+def _grant_policy(client: ClientConfig, form: Mapping[str, str]) -> AuthFailure | None:
+    """Rule R20: grant, scope and resource allowed for this client."""
+    if "client_credentials" not in client.grant_types:
+        return AuthFailure(
+            400, "unauthorized_client", "R20 client is not allowed client_credentials", "R20"
+        )
+    scope = form.get("scope")
+    if scope:
+        unknown = [s for s in scope.split() if s not in client.scopes]
+        if unknown:
+            return AuthFailure(
+                400, "invalid_scope", f"R20 scope not allowed: {' '.join(unknown)[:100]}", "R20"
+            )
+    resource = form.get("resource")
+    if resource and resource not in client.resources:
+        return AuthFailure(400, "invalid_target", "R20 resource not allowed for this client", "R20")
+    return None
+
+
+def _parse_form(body: bytes) -> dict[str, str] | str:
+    """The form as a dict, or the reason it is not acceptable (R1)."""
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        return "the body must be form-encoded ASCII"
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=64)
+    except ValueError:
+        return "too many form fields"
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            return f"parameter {name[:40]} repeated"
+        form[name] = value
+    return form
+
+
+def create_app(
+    config: ServerConfig,
+    *,
+    issuer: str | None = None,
+    replay: ReplayStore | None = None,
+    clock: Callable[[], float] = time.time,
+    record: int = 1000,
+    state_dir: Path | None = None,
+) -> Starlette:
+    """Build the server. ``issuer`` defaults to the config's; ``record`` bounds the request log."""
+    iss = (issuer or config.issuer or "http://127.0.0.1:8080").rstrip("/")
+    store = replay or open_replay_store(
+        config.replay_store, default_dir=state_dir or Path(tempfile.gettempdir()) / "pkjwt"
+    )
+    state = ServerState(config, issuer=iss, replay=store, clock=clock, record=record)
+    nhs = config.profile.name == "nhs"
+
+    def reject(
+        failure: AuthFailure,
+        form: Mapping[str, str] | None = None,
+        result: AuthResult | None = None,
+        endpoint: str = "token",
+    ) -> Response:
+        body = {"error": failure.error, "error_description": failure.description}
+        state.record(endpoint, failure.status, body, result, form or {})
+        return _error(failure)
+
+    async def token(request: Request) -> Response:
+        if request.method != "POST":
+            return Response(status_code=405, headers={"Allow": "POST"})
+        try:
+            return await _token(request)
+        except Exception:
+            log.exception("token endpoint failed")
+            return _json({"error": "server_error"}, 500, _NO_STORE)
+
+    async def _token(request: Request) -> Response:
+        ctype = request.headers.get("content-type")
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            return reject(AuthFailure(400, "invalid_request", "R1 request body too large", "R1"))
+        parsed = _parse_form(body)
+        form = parsed if isinstance(parsed, dict) else {}
+        if nhs:
+            return await _nhs_token(form, ctype)
+        mime = (ctype or "").split(";")[0].strip().lower()
+        if mime != "application/x-www-form-urlencoded":
+            got = mime or "(absent)"
+            return reject(_invalid("R1 Content-Type: expected " + _FORM + "; got " + got, "R1"))
+        if isinstance(parsed, str):
+            return reject(_invalid(f"R1 {parsed}", "R1"))
+        grant = form.get("grant_type")
+        if not grant:
+            return reject(_invalid(f"R3 grant_type: {_CC}; got (absent)", "R3"), form)
+        if grant != "client_credentials":
+            failure = AuthFailure(
+                400, "unsupported_grant_type", f"R3 grant_type: {_CC}; got {grant[:60]}", "R3"
+            )
+            return reject(failure, form)
+        result = await state.auth.authenticate(form, request.headers)
+        if result.failure is not None:
+            return reject(result.failure, form, result)
+        client = result.client
+        assert client is not None
+        policy = _grant_policy(client, form)
+        if policy is not None:
+            return reject(policy, form, result)
+        scope = form.get("scope") or None
+        access, _issued = state.issuer_tokens.issue(client.client_id, scope, form.get("resource"))
+        payload: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": state.config.token_lifetime,
+        }
+        if scope:
+            payload["scope"] = scope
+        state.record("token", 200, None, result, form)
+        headers = dict(_NO_STORE)
+        headers["Date"] = email.utils.formatdate(usegmt=True)
+        return _json(payload, 200, headers)
+
+    async def _nhs_token(form: dict[str, str], ctype: str | None) -> Response:
+        outcome = await nhs_authenticate(state.auth, form, ctype)
+        headers = dict(_NO_STORE)
+        headers["Date"] = email.utils.formatdate(usegmt=True)
+        if outcome.error is not None:
+            row = outcome.error
+            state.record(
+                "token",
+                row.status,
+                {"error": row.error, "error_description": row.description},
+                outcome.result,
+                form,
+            )
+            return Response(nhs_error_body(row), row.status, headers, "application/json")
+        result = outcome.result
+        assert result is not None
+        assert result.client is not None
+        access, issued = state.issuer_tokens.issue(result.client.client_id, None, None)  # NHS
+        state.record("token", 200, None, result, form)
+        return _json(
+            {
+                "access_token": access,
+                "expires_in": str(state.config.token_lifetime),
+                "token_type": "Bearer",
+                "issued_at": str(issued.issued_at * 1000),
+            },
+            200,
+            headers,
+        )
+
+    def _metadata() -> dict[str, Any]:
+        profile = config.profile
+        algs = sorted(a for a in profile.algs if a != "Ed25519")
+        methods = ["private_key_jwt"]
+        if not nhs and any(c.client_secret for c in config.clients):
+            methods += ["client_secret_basic", "client_secret_post"]
+        return {
+            "issuer": iss,
+            "token_endpoint": state.token_endpoint,
+            "jwks_uri": iss + "/jwks",
+            "introspection_endpoint": iss + "/introspect",
+            "revocation_endpoint": iss + "/revoke",
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": ["token"],
+            "token_endpoint_auth_methods_supported": methods,
+            "token_endpoint_auth_signing_alg_values_supported": algs,
+            "introspection_endpoint_auth_methods_supported": methods,
+            "revocation_endpoint_auth_methods_supported": methods,
+            "scopes_supported": sorted({s for c in config.clients for s in c.scopes}),
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [config.signing_alg],
+            "pkjwt_profile": profile.name,
+        }
+
+    async def metadata(request: Request) -> Response:
+        return _json(_metadata())
+
+    async def jwks_endpoint(request: Request) -> Response:
+        return _json(state.issuer_tokens.public_jwks(), headers={"Cache-Control": "max-age=300"})
+
+    async def _authenticated_form(
+        request: Request, endpoint: str
+    ) -> tuple[dict[str, str], Response | None]:
+        parsed = _parse_form(await request.body())
+        if isinstance(parsed, str):
+            return {}, _error(AuthFailure(400, "invalid_request", f"R1 {parsed}", "R1"))
+        result = await state.auth.authenticate(parsed, request.headers)
+        if result.failure is not None:
+            state.record(
+                endpoint, result.failure.status, {"error": result.failure.error}, result, parsed
+            )
+            return parsed, _error(result.failure)
+        return parsed, None
+
+    async def introspect(request: Request) -> Response:
+        try:
+            form, failed = await _authenticated_form(request, "introspect")
+            if failed is not None:
+                return failed
+            record = state.issuer_tokens.lookup(form.get("token", ""))
+            if record is None:
+                return _json({"active": False}, headers=_NO_STORE)
+            body: dict[str, Any] = {
+                "active": True,
+                "client_id": record.client_id,
+                "sub": record.client_id,
+                "token_type": "Bearer",
+                "exp": record.expires_at,
+                "iat": record.issued_at,
+                "iss": iss,
+                "jti": record.jti,
+            }
+            if record.scope:
+                body["scope"] = record.scope
+            if record.audience:
+                body["aud"] = record.audience
+            return _json(body, headers=_NO_STORE)
+        except Exception:
+            log.exception("introspection failed")
+            return _json({"error": "server_error"}, 500)
+
+    async def revoke(request: Request) -> Response:
+        try:
+            form, failed = await _authenticated_form(request, "revoke")
+            if failed is not None:
+                return failed
+            state.issuer_tokens.revoke(form.get("token", ""))
+            return Response(status_code=200)
+        except Exception:
+            log.exception("revocation failed")
+            return _json({"error": "server_error"}, 500)
+
+    async def echo(request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        record = state.issuer_tokens.lookup(value.strip()) if scheme.lower() == "bearer" else None
+        if record is None:
+            return _json(
+                {"error": "invalid_token"},
+                401,
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        body = await request.body()
+        return _json(
+            {
+                "message": "hello from the protected echo API",
+                "client_id": record.client_id,
+                "scope": record.scope,
+                "method": request.method,
+                "path": request.url.path,
+                "body_bytes": len(body),
+            }
+        )
+
+    async def health(request: Request) -> Response:
+        return _json({"status": "ok", "profile": config.profile.name, "issuer": iss})
+
+    async def openapi(request: Request) -> Response:
+        return _json(openapi_document(iss, nhs=nhs))
+
+    routes = [
+        Route(TOKEN_PATH, token, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+        Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
+        Route("/jwks", jwks_endpoint, methods=["GET"]),
+        Route("/introspect", introspect, methods=["POST"]),
+        Route("/revoke", revoke, methods=["POST"]),
+        Route("/echo", echo, methods=["GET", "POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await state.fetcher.aclose()
+        if replay is None:
+            store.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.pkjwt = state
+    return app

@@ -1,0 +1,267 @@
+"""Server configuration: TOML in, typed data out, validated at start with the path named.
+
+Example::
+
+    issuer = "http://127.0.0.1:8080"        # default: derived from host and port
+    profile = "nhs"                          # rfc7523bis (default), fapi2, legacy, nhs
+    token_format = "opaque"                  # or "jwt" (RFC 9068, signed by the server key)
+    token_lifetime = 599
+    replay_store = "sqlite:///var/tmp/pkjwt-replay.db"   # or "memory://"
+    allow_private_jwks_uri = false           # true lets jwks_uri point at loopback (dev)
+
+    [[clients]]
+    client_id = "my-api-key"
+    jwks_file = "jwks.json"                  # exactly one of jwks, jwks_file, jwks_uri
+    scopes = ["api:read"]
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, KeyLoadError
+from ..keys import KeySet, load_jwks
+from ..profiles import PROFILES, Profile, get_profile
+
+__all__ = ["ClientConfig", "ServerConfig", "load_config", "parse_config"]
+
+_CLIENT_KEYS = {
+    "client_id",
+    "jwks",
+    "jwks_file",
+    "jwks_uri",
+    "alg",
+    "scopes",
+    "grant_types",
+    "resources",
+    "client_secret",
+    "client_secret_env",
+}
+_SERVER_KEYS = {
+    "issuer",
+    "profile",
+    "token_format",
+    "token_lifetime",
+    "replay_store",
+    "clients",
+    "allow_private_jwks_uri",
+    "require_explicit_typ",
+    "skew",
+    "max_assertion_lifetime",
+    "signing_alg",
+    "jwks_cache_seconds",
+    "jwks_timeout",
+    "jwks_max_bytes",
+    "audience_policy",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    client_id: str
+    keys: KeySet | None = None
+    jwks_uri: str | None = None
+    alg: str | None = None
+    scopes: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ("client_credentials",)
+    resources: tuple[str, ...] = ()
+    client_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def auth_methods(self) -> tuple[str, ...]:
+        methods = []
+        if self.keys is not None or self.jwks_uri:
+            methods.append("private_key_jwt")
+        if self.client_secret:
+            methods += ["client_secret_basic", "client_secret_post"]
+        return tuple(methods)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    profile: Profile
+    clients: tuple[ClientConfig, ...] = ()
+    issuer: str | None = None
+    token_format: str = "opaque"
+    token_lifetime: int = 599
+    replay_store: str = "sqlite:///"
+    allow_private_jwks_uri: bool = False
+    require_explicit_typ: bool = False
+    signing_alg: str = "ES256"
+    jwks_cache_seconds: tuple[int, int] = (60, 3600)
+    jwks_timeout: float = 5.0
+    jwks_max_bytes: int = 64 * 1024
+    source: str = "<config>"
+
+    def client(self, client_id: str) -> ClientConfig | None:
+        for c in self.clients:
+            if c.client_id == client_id:
+                return c
+        return None
+
+
+def _where(source: str, path: str) -> str:
+    return f"{source}: {path}"
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(value.split())
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def _client(raw: Any, i: int, source: str, base: Path) -> ClientConfig:
+    where = _where(source, f"clients[{i}]")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a table ([[clients]])")
+    unknown = set(raw) - _CLIENT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+            hint="known: " + ", ".join(sorted(_CLIENT_KEYS)),
+        )
+    client_id = raw.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigError(f"{where}.client_id is required (a non-empty string)")
+    sources = [k for k in ("jwks", "jwks_file", "jwks_uri") if k in raw]
+    secret = raw.get("client_secret")
+    if "client_secret_env" in raw:
+        secret = os.environ.get(str(raw["client_secret_env"]))
+        if not secret:
+            raise ConfigError(f"{where}.client_secret_env: ${raw['client_secret_env']} is not set")
+    if len(sources) > 1:
+        raise ConfigError(f"{where}: give exactly one of jwks, jwks_file, jwks_uri (got {sources})")
+    if not sources and not secret:
+        raise ConfigError(
+            f"{where}: no credentials", hint="give one of jwks, jwks_file, jwks_uri (or a secret)"
+        )
+    keys: KeySet | None = None
+    jwks_uri: str | None = None
+    try:
+        if "jwks" in raw:
+            value = raw["jwks"]
+            keys = load_jwks(value if isinstance(value, Mapping) else str(value))
+        elif "jwks_file" in raw:
+            path = Path(str(raw["jwks_file"])).expanduser()
+            keys = load_jwks(path if path.is_absolute() else base / path)
+        elif "jwks_uri" in raw:
+            jwks_uri = str(raw["jwks_uri"])
+            if not jwks_uri.startswith(("https://", "http://")):
+                raise ConfigError(f"{where}.jwks_uri must be an http(s) URL")
+    except KeyLoadError as exc:
+        raise ConfigError(f"{where}.{sources[0]}: {exc.message}", hint=exc.hint) from None
+    alg = raw.get("alg")
+    if alg is not None and not isinstance(alg, str):
+        raise ConfigError(f"{where}.alg must be a string")
+    return ClientConfig(
+        client_id=client_id,
+        keys=keys,
+        jwks_uri=jwks_uri,
+        alg=alg,
+        scopes=_str_list(raw.get("scopes", []), f"{where}.scopes"),
+        grant_types=_str_list(
+            raw.get("grant_types", ["client_credentials"]), f"{where}.grant_types"
+        ),
+        resources=_str_list(raw.get("resources", []), f"{where}.resources"),
+        client_secret=secret if isinstance(secret, str) else None,
+    )
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str = "<config>", base: Path | None = None
+) -> ServerConfig:
+    """Validate a config mapping (as read from TOML)."""
+    base = base or Path.cwd()
+    unknown = set(data) - _SERVER_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(sorted(unknown))}",
+            hint="known: " + ", ".join(sorted(_SERVER_KEYS)),
+        )
+    name = data.get("profile", "rfc7523bis")
+    if name not in PROFILES:
+        raise ConfigError(
+            f"{source}: profile {name!r} unknown", hint="one of " + ", ".join(PROFILES)
+        )
+    profile = get_profile(str(name))
+    overrides: dict[str, Any] = {}
+    for key, attr in (("skew", "skew"), ("max_assertion_lifetime", "max_lifetime")):
+        if key in data:
+            value = data[key]
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{source}: {key} must be a non-negative integer")
+            overrides[attr] = value
+    if "audience_policy" in data:
+        from ..profiles import AudiencePolicy
+
+        try:
+            overrides["audience_policy"] = AudiencePolicy(str(data["audience_policy"]))
+        except ValueError:
+            raise ConfigError(
+                f"{source}: audience_policy must be one of "
+                + ", ".join(p.value for p in AudiencePolicy)
+            ) from None
+    if overrides:
+        profile = profile.with_overrides(**overrides)
+    token_format = data.get("token_format", "opaque")
+    if token_format not in ("opaque", "jwt"):
+        raise ConfigError(f"{source}: token_format must be 'opaque' or 'jwt'")
+    lifetime = data.get("token_lifetime", 599)
+    if not isinstance(lifetime, int) or not 1 <= lifetime <= 86400:
+        raise ConfigError(f"{source}: token_lifetime must be an integer from 1 to 86400")
+    replay = data.get("replay_store", "sqlite:///")
+    if not isinstance(replay, str) or not replay.startswith(("memory://", "sqlite://")):
+        raise ConfigError(
+            f"{source}: replay_store must be memory:// or sqlite:///PATH",
+            hint="a redis:// store is on the roadmap",
+        )
+    issuer = data.get("issuer")
+    if issuer is not None and (not isinstance(issuer, str) or not issuer.startswith("http")):
+        raise ConfigError(f"{source}: issuer must be an http(s) URL")
+    raw_clients = data.get("clients", [])
+    if not isinstance(raw_clients, list):
+        raise ConfigError(f"{source}: clients must be an array of tables ([[clients]])")
+    clients = tuple(_client(raw, i, source, base) for i, raw in enumerate(raw_clients))
+    ids = [c.client_id for c in clients]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise ConfigError(f"{source}: duplicate client_id(s) {', '.join(sorted(dupes))}")
+    signing_alg = data.get("signing_alg", "ES256")
+    if signing_alg not in ("ES256", "RS256", "PS256", "EdDSA"):
+        raise ConfigError(f"{source}: signing_alg must be ES256, RS256, PS256 or EdDSA")
+    return ServerConfig(
+        profile=profile,
+        clients=clients,
+        issuer=issuer.rstrip("/") if isinstance(issuer, str) else None,
+        token_format=str(token_format),
+        token_lifetime=lifetime,
+        replay_store=replay,
+        allow_private_jwks_uri=bool(data.get("allow_private_jwks_uri", False)),
+        require_explicit_typ=bool(data.get("require_explicit_typ", False)),
+        signing_alg=str(signing_alg),
+        jwks_timeout=float(data.get("jwks_timeout", 5.0)),
+        jwks_max_bytes=int(data.get("jwks_max_bytes", 64 * 1024)),
+        source=source,
+    )
+
+
+def load_config(path: str | os.PathLike[str]) -> ServerConfig:
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(p), base=p.parent)

@@ -1,0 +1,125 @@
+"""Issue, look up and revoke the server's own access tokens (opaque or RFC 9068 JWT)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..decode import DecodeError, b64url, decode_compact
+from ..keys import Key, generate_key, jwks
+from ..signing import LocalSigner
+
+__all__ = ["IssuedToken", "TokenIssuer"]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    client_id: str
+    scope: str | None
+    audience: str | None
+    issued_at: int
+    expires_at: int
+    jti: str
+
+
+class TokenIssuer:
+    """Mints tokens and remembers them (by hash) for introspection, revocation and the echo API."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        lifetime: int,
+        token_format: str = "opaque",  # noqa: S107 - a format name, not a secret
+        signing_alg: str = "ES256",
+        key: Key | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer
+        self.lifetime = lifetime
+        self.token_format = token_format
+        self.key = key or generate_key(signing_alg, size=2048)
+        self._signer = LocalSigner(self.key, signing_alg)
+        self._header = b64url(
+            json.dumps({"alg": signing_alg, "typ": "at+jwt", "kid": self.key.kid}).encode()
+        )
+        self._clock = clock
+        self._tokens: dict[str, IssuedToken] = {}
+        self._revoked: set[str] = set()
+        self._lock = threading.Lock()
+        self._next_purge = 0.0
+
+    def public_jwks(self) -> dict[str, Any]:
+        return jwks([self.key.public().with_alg(self._signer.alg)])
+
+    @staticmethod
+    def _digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def issue(
+        self, client_id: str, scope: str | None, audience: str | None
+    ) -> tuple[str, IssuedToken]:
+        now = int(self._clock())
+        record = IssuedToken(
+            client_id, scope, audience, now, now + self.lifetime, str(uuid.uuid4())
+        )
+        if self.token_format == "jwt":
+            claims: dict[str, Any] = {
+                "iss": self.issuer,
+                "sub": client_id,
+                "aud": audience or self.issuer,
+                "client_id": client_id,
+                "iat": now,
+                "exp": record.expires_at,
+                "jti": record.jti,
+            }
+            if scope:
+                claims["scope"] = scope
+            signing_input = f"{self._header}.{b64url(json.dumps(claims).encode())}".encode()
+            token = f"{signing_input.decode()}.{b64url(self._signer.sign(signing_input))}"
+            # JWTs are self-contained; remember only what revocation needs
+            with self._lock:
+                self._remember(token, record)
+        else:
+            token = secrets.token_urlsafe(32)
+            with self._lock:
+                self._remember(token, record)
+        return token, record
+
+    def _remember(self, token: str, record: IssuedToken) -> None:
+        now = self._clock()
+        if now >= self._next_purge:
+            self._tokens = {k: v for k, v in self._tokens.items() if v.expires_at > now}
+            self._next_purge = now + 60
+        self._tokens[self._digest(token)] = record
+
+    def lookup(self, token: str) -> IssuedToken | None:
+        """The live record of a token this server issued, else None."""
+        digest = self._digest(token)
+        record = self._tokens.get(digest)
+        if record is None or digest in self._revoked or record.expires_at <= self._clock():
+            return None
+        if self.token_format == "jwt":
+            try:
+                jwt = decode_compact(token)
+            except DecodeError:
+                return None
+            from joserfc.jws import JWSRegistry
+
+            impl = JWSRegistry.algorithms[self._signer.alg]
+            if not impl.verify(jwt.signing_input, jwt.signature, self.key.jose):
+                return None
+        return record
+
+    def revoke(self, token: str) -> None:
+        digest = self._digest(token)
+        with self._lock:
+            if digest in self._tokens:
+                self._revoked.add(digest)

@@ -1,0 +1,115 @@
+"""Run the server: blocking (``pkjwt serve``) or in a background thread (tests, demo)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from .app import TOKEN_PATH, ServerState, create_app
+from .config import ServerConfig
+
+__all__ = ["RunningServer", "bind", "run_in_thread", "serve_forever"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _issuer_for(sock: socket.socket, host: str) -> str:
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _uvicorn_config(app: Starlette, log_level: str) -> uvicorn.Config:
+    options: dict[str, Any] = {
+        "log_level": log_level,
+        "access_log": False,
+        "date_header": False,  # the token endpoint sets its own Date
+        "server_header": False,
+        "lifespan": "on",
+    }
+    with contextlib.suppress(ImportError):
+        import httptools  # noqa: F401
+
+        options["http"] = "httptools"
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
+
+        options["loop"] = "uvloop"
+    return uvicorn.Config(app, **options)
+
+
+def serve_forever(
+    config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info"
+) -> None:
+    sock = bind(host, port)
+    app = create_app(config, issuer=config.issuer or _issuer_for(sock, host))
+    server = uvicorn.Server(_uvicorn_config(app, log_level))
+    server.run(sockets=[sock])
+
+
+@dataclass
+class RunningServer:
+    issuer: str
+    app: Starlette
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def token_url(self) -> str:
+        return self.issuer + TOKEN_PATH
+
+    @property
+    def state(self) -> ServerState:
+        state: ServerState = self.app.state.pkjwt
+        return state
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def run_in_thread(
+    config: ServerConfig, *, host: str = "127.0.0.1", port: int = 0, **app_options: Any
+) -> Iterator[RunningServer]:
+    """Start the server on a free loopback port in a thread; stop it on exit."""
+    sock = bind(host, port)
+    issuer = config.issuer or _issuer_for(sock, host)
+    app = create_app(config, issuer=issuer, **app_options)
+    uv_config = _uvicorn_config(app, "warning")
+    uv_config.loop = "asyncio"
+    server = uvicorn.Server(uv_config)
+
+    def target() -> None:
+        asyncio.run(server.serve(sockets=[sock]))
+
+    thread = threading.Thread(target=target, name="pkjwt-serve", daemon=True)
+    thread.start()
+    running = RunningServer(issuer, app, server, thread)
+    try:
+        for _ in range(500):
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        if not server.started:
+            raise RuntimeError("the pkjwt server did not start")
+        yield running
+    finally:
+        running.stop()
+        sock.close()
