@@ -15,6 +15,7 @@ __all__ = [
     "NHS_REQUEST_ERRORS",
     "NhsError",
     "hint_for",
+    "row_for",
 ]
 
 ENVIRONMENTS: dict[str, str] = {
@@ -270,6 +271,14 @@ _ALL: tuple[NhsError, ...] = (
     PUBLIC_KEY_MISSING,
     JWKS_UNREACHABLE,
 )
+
+
+def row_for(code: str) -> NhsError | None:
+    """The NHS error row a rule-table finding code produces, if any."""
+    for row in _ALL:
+        if code in row.codes:
+            return row
+    return None
 
 
 def hint_for(status: int | None, error: str | None, description: str | None) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .. import nhs
 from ..doctor import diagnose, guess_profile
 from ..keys import load_jwks
 from ..profiles import PROFILES, get_profile
@@ -35,7 +36,13 @@ def render_report(report: Report, profile_name: str, *, show_parts: bool = True)
             line += f"\n         expected {f.expected}\n         got      {f.got}"
             if f.hint:
                 line += "\n         " + click.style("fix: ", fg="yellow") + f.hint
-            line += f"\n         ({f.source}; a server answers {f.error}, code {f.code})"
+            row = nhs.row_for(f.code) if profile_name == "nhs" else None
+            answer = (
+                f"the NHS platform answers {row.status} {row.error}: {row.description}"
+                if row
+                else f"a server answers {f.error}"
+            )
+            line += f"\n         ({f.source}; {answer}; code {f.code})"
         elif f.verdict is Verdict.SKIP:
             line += click.style(f"  ({f.got})", fg="bright_black")
         elif f.got:
