@@ -1,12 +1,14 @@
-# The two commands a newcomer needs: `make demo` and `make test`. Both install what they need.
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# Two commands for a newcomer: `make demo` (pkjwt end to end) and `make test` (everything).
+# Both install what they need: uv (from PyPI) and the locked Python dependencies.
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
 
-.PHONY: demo test lint typecheck bench setup
+.PHONY: setup demo test lint typecheck pytest bench bench-quick
 
-$(UV):
-	python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
-
-setup: | $(UV)
+setup:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
 demo: setup
@@ -19,8 +21,13 @@ lint: setup
 typecheck: setup
 	$(UV) run mypy
 
-test: setup lint typecheck
+pytest: setup
 	$(UV) run pytest
+
+test: lint typecheck pytest
 
 bench: setup
 	$(UV) run python -m benchmarks
+
+bench-quick: setup
+	$(UV) run python -m benchmarks --quick

@@ -103,7 +103,7 @@ class AssertionFactory:
             raise AssertionBuildError("client_id must be a non-empty string")
         source: Key | Signer = key if isinstance(key, Signer) else load_key(key)
         self.alg = _choose_alg(source, prof, alg)
-        self.signer = as_signer(source, self.alg) if isinstance(source, Key) else source
+        self.signer = as_signer(source, self.alg)
         self.client_id = client_id
         self.audience = self._resolve_audience(prof, token_url, issuer, audience)
         self.lifetime = prof.lifetime if lifetime is None else int(lifetime)

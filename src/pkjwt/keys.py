@@ -224,6 +224,13 @@ def load_key(
         return _load_bytes(source, password, kid, alg, origin="key bytes")
     if isinstance(source, str) and ("-----BEGIN" in source or source.lstrip().startswith("{")):
         return _load_bytes(source.encode(), password, kid, alg, origin="key text")
+    if isinstance(source, str) and (
+        "\n" in source or len(source) > 1024 or (len(source) > 200 and "/" not in source)
+    ):
+        raise KeyLoadError(
+            f"the key given ({len(source)} characters) is neither a file path nor PEM/JWK text",
+            hint="PEM text must keep its -----BEGIN/END----- lines",
+        )
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         data = _read_key_file(path)
@@ -331,9 +338,8 @@ def _load_pem(data: bytes, pw: bytes | None, kid: str | None, alg: str | None, o
                     hint="pass --password-env VAR, set PKJWT_KEY_PASSWORD, or enter it at "
                     "the prompt",
                 ) from None
-            raise KeyLoadError(
-                f"{origin}: a password was given but the key is not encrypted"
-            ) from None
+            # a password that is not needed (a shared PKJWT_KEY_PASSWORD) is not an error
+            native = serialization.load_pem_private_key(data, None)
         except ValueError as exc:
             text = str(exc).lower()
             if pw is not None and ("decrypt" in text or "password" in text):
@@ -435,6 +441,12 @@ def _algs_for(kty: str, curve: str | None) -> tuple[str, ...]:
 
 def _make(jose: JoseKey, *, kid: str | None, alg: str | None) -> Key:
     kty = str(jose.key_type)
+    native: Any = jose.public_key
+    if isinstance(native, rsa.RSAPublicKey) and native.key_size < MIN_RSA_BITS:
+        raise KeyLoadError(
+            f"RSA key has {native.key_size} bits; at least {MIN_RSA_BITS} are needed",
+            hint="generate a new key: pkjwt keygen --alg RS512 (4096 bits)",
+        )
     crv = jose.as_dict(private=False).get("crv")
     curve = str(crv) if crv else None
     if alg:

@@ -106,6 +106,8 @@ class Profile:
     max_future_iat: int | None = None
     kid_required: bool = False
     exp_must_be_integer: bool = False
+    #: whether a future ``iat`` is rejected (the NHS platform checks only ``nbf``)
+    check_iat: bool = True
     min_rsa_bits: int = 2048
     max_jti_length: int = 256
     #: largest accepted compact JWS (rule R5)
@@ -175,6 +177,7 @@ NHS = Profile(
     skew=10,
     kid_required=True,
     exp_must_be_integer=True,
+    check_iat=False,
     jti_memory=30 * 24 * 3600,
     notes=(
         "jti values are remembered for 30 days; a failed attempt still uses up its jti",

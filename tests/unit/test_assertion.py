@@ -361,13 +361,14 @@ def test_custom_signer_alg_not_allowed_by_profile(ec256_key: Key) -> None:
 def test_custom_signer_cannot_be_told_another_alg(ec256_key: Key) -> None:
     """Asking a signer that makes ES256 signatures for PS256 must fail, not mislabel the JWT."""
     signer = WrappedSigner(LocalSigner(ec256_key))
-    with pytest.raises(PkjwtError):
+    try:
         token = AssertionFactory(
             signer, client_id=CLIENT_ID, issuer=ISSUER, profile="rfc7523bis", alg="PS256"
         ).make(now=NOW)
-        # if it did not raise, show what went wrong: the header lies about the signature
-        alg = decode_compact(token).header["alg"]
-        raise AssertionError(f"header says {alg} over an ES256 signature")
+    except PkjwtError:
+        return
+    alg = decode_compact(token).header["alg"]
+    pytest.fail(f"accepted: the header says {alg} over an ES256 signature")
 
 
 def test_repr_of_factory_hides_key(rs512_key: Key) -> None:

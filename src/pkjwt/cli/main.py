@@ -63,7 +63,7 @@ def cli() -> None:
     """pkjwt: OAuth 2.0 tokens with signed-JWT client authentication (private_key_jwt).
 
     \b
-    Start here:
+    Examples:
       pkjwt demo                                   # everything, end to end, offline
       pkjwt keygen --kid test-1 --out key.pem --jwks jwks.json
       pkjwt doctor "$JWT" --profile nhs --token-url https://int.api.service.nhs.uk/oauth2/token
