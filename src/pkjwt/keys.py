@@ -385,6 +385,11 @@ def _load_jwk(obj: dict[str, Any], kid: str | None, alg: str | None, origin: str
         raise KeyLoadError(
             f"{origin}: unsupported curve {obj.get('crv')!r}", hint="use P-256, P-384 or P-521"
         )
+    if kty == "RSA" and isinstance(obj.get("n"), str) and len(obj["n"]) * 6 < MIN_RSA_BITS - 8:
+        raise KeyLoadError(
+            f"{origin}: RSA key has about {len(obj['n']) * 6} bits; at least {MIN_RSA_BITS} needed",
+            hint="generate a new key: pkjwt keygen --alg RS512 (4096 bits)",
+        )
     if kty == "OKP" and obj.get("crv") != "Ed25519":
         raise KeyLoadError(f"{origin}: unsupported OKP curve {obj.get('crv')!r}; use Ed25519")
     try:

@@ -81,6 +81,7 @@ class ServerState:
             allow_private=config.allow_private_jwks_uri,
             timeout=config.jwks_timeout,
             max_bytes=config.jwks_max_bytes,
+            cache_bounds=config.jwks_cache_seconds,
         )
         self.auth = ClientAuthenticator(
             config,
@@ -349,21 +350,19 @@ def create_app(
 
     async def _authenticated_form(
         request: Request, endpoint: str
-    ) -> tuple[dict[str, str], Response | None]:
+    ) -> tuple[dict[str, str], Response | None, str | None]:
+        """The form and the authenticated client id, or the error response."""
         parsed = _parse_form(await request.body())
         if isinstance(parsed, str):
-            return {}, _error(AuthFailure(400, "invalid_request", f"R1 {parsed}", "R1"))
+            return {}, _error(AuthFailure(400, "invalid_request", f"R1 {parsed}", "R1")), None
         result = await state.auth.authenticate(parsed, request.headers)
         if result.failure is not None:
-            state.record(
-                endpoint, result.failure.status, {"error": result.failure.error}, result, parsed
-            )
-            return parsed, _error(result.failure)
-        return parsed, None
+            return parsed, reject(result.failure, parsed, result, endpoint), None
+        return parsed, None, result.client.client_id if result.client else None
 
     async def introspect(request: Request) -> Response:
         try:
-            form, failed = await _authenticated_form(request, "introspect")
+            form, failed, _who = await _authenticated_form(request, "introspect")
             if failed is not None:
                 return failed
             record = state.issuer_tokens.lookup(form.get("token", ""))
@@ -390,10 +389,11 @@ def create_app(
 
     async def revoke(request: Request) -> Response:
         try:
-            form, failed = await _authenticated_form(request, "revoke")
+            form, failed, who = await _authenticated_form(request, "revoke")
             if failed is not None:
                 return failed
-            state.issuer_tokens.revoke(form.get("token", ""))
+            # RFC 7009 2.1: only the client the token was issued to may revoke it
+            state.issuer_tokens.revoke(form.get("token", ""), client_id=who)
             return Response(status_code=200)
         except Exception:
             log.exception("revocation failed")

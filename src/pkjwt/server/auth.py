@@ -93,7 +93,7 @@ class ClientAuthenticator:
             return False
         try:
             decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII input, bad UTF-8
             return False
         user, sep, password = decoded.partition(":")
         if not sep:
@@ -177,7 +177,7 @@ class ClientAuthenticator:
         expected = client.client_secret if client else None
         # compare even for unknown clients so timing does not reveal which ids exist
         ok = hmac.compare_digest(
-            (expected or "\x00unknown").encode(), secret.encode("utf-8", "replace")
+            (expected or "\x00unknown").encode(), secret.encode("utf-8", "surrogatepass")
         )
         if client is None or expected is None or not ok:
             status = 401 if basic else 400

@@ -243,13 +243,46 @@ def parse_config(
         token_format=str(token_format),
         token_lifetime=lifetime,
         replay_store=replay,
-        allow_private_jwks_uri=bool(data.get("allow_private_jwks_uri", False)),
-        require_explicit_typ=bool(data.get("require_explicit_typ", False)),
+        allow_private_jwks_uri=_bool(data, "allow_private_jwks_uri", source),
+        require_explicit_typ=_bool(data, "require_explicit_typ", source),
         signing_alg=str(signing_alg),
-        jwks_timeout=float(data.get("jwks_timeout", 5.0)),
-        jwks_max_bytes=int(data.get("jwks_max_bytes", 64 * 1024)),
+        jwks_timeout=float(_number(data, "jwks_timeout", 5.0, source, 0.1, 60)),
+        jwks_max_bytes=int(_number(data, "jwks_max_bytes", 64 * 1024, source, 1024, 1 << 22)),
+        jwks_cache_seconds=_cache_bounds(data, source),
         source=source,
     )
+
+
+def _bool(data: Mapping[str, Any], key: str, source: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be true or false (got {value!r})")
+    return value
+
+
+def _number(
+    data: Mapping[str, Any], key: str, default: float, source: str, low: float, high: float
+) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{source}: {key} must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _cache_bounds(data: Mapping[str, Any], source: str) -> tuple[int, int]:
+    value = data.get("jwks_cache_seconds", [60, 3600])
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value, value]
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        or value[0] > value[1]
+    ):
+        raise ConfigError(
+            f"{source}: jwks_cache_seconds must be [min, max] seconds (or one number)"
+        )
+    return int(value[0]), int(value[1])
 
 
 def load_config(path: str | os.PathLike[str]) -> ServerConfig:

@@ -61,7 +61,7 @@ class TokenIssuer:
 
     @staticmethod
     def _digest(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
     def issue(
         self, client_id: str, scope: str | None, audience: str | None
@@ -118,8 +118,12 @@ class TokenIssuer:
                 return None
         return record
 
-    def revoke(self, token: str) -> None:
+    def revoke(self, token: str, *, client_id: str | None) -> bool:
+        """Revoke a token issued to ``client_id``; another client's token is left alone."""
         digest = self._digest(token)
         with self._lock:
-            if digest in self._tokens:
-                self._revoked.add(digest)
+            record = self._tokens.get(digest)
+            if record is None or record.client_id != client_id:
+                return False
+            self._revoked.add(digest)
+            return True

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from .. import nhs
 from ..profiles import JWT_BEARER
-from .auth import AuthResult, ClientAuthenticator
+from ..rules import Finding
+from .auth import AuthResult, ClientAuthenticator, describe
 
 __all__ = ["NhsOutcome", "nhs_authenticate", "nhs_error_body"]
 
@@ -24,6 +25,16 @@ _ROW = {row.codes[0]: row for row in nhs.NHS_REQUEST_ERRORS}
 _NON_UNIQUE = next(r for r in nhs.NHS_ASSERTION_ERRORS if r and "jti.replay" in r.codes)
 _UNAUTHORIZED = next(r for r in nhs.NHS_ASSERTION_ERRORS if r and "grant.unauthorized" in r.codes)
 _MALFORMED = _ROW["jws.size"] if "jws.size" in _ROW else nhs.NHS_REQUEST_ERRORS[-1]
+
+
+#: findings the platform does not check (the spec: iat is optional and unchecked)
+_NHS_UNCHECKED = frozenset({"iat.future", "iat.type"})
+
+
+def _unmapped(finding: Finding) -> nhs.NhsError:
+    return nhs.NhsError(
+        400, "invalid_request", describe(finding), (finding.code,), (), finding.hint
+    )
 
 
 @dataclass(slots=True)
@@ -63,7 +74,10 @@ async def nhs_authenticate(
         return NhsOutcome(_MALFORMED, result)
     assert result.report is not None
     assert result.jwt is not None
-    failed = {f.code for f in result.report.failures}
+    failures = result.report.failures
+    failed = {f.code for f in failures}
+    if failed.intersection(_MALFORMED.codes):
+        return NhsOutcome(_MALFORMED, result)
     claims = result.jwt.claims
     for row in nhs.NHS_ASSERTION_ERRORS:
         if row is None:
@@ -78,6 +92,11 @@ async def nhs_authenticate(
             continue
         if failed.intersection(row.codes):
             return NhsOutcome(row, result)
+    # a failure no NHS row names (nbf in the future, a registered-alg mismatch) still refuses:
+    # unknown is never accepted
+    leftover = [f for f in failures if f.code not in _NHS_UNCHECKED]
+    if leftover:
+        return NhsOutcome(_unmapped(leftover[0]), result)
     client = result.client
     if client is None:  # R7 maps to the iss/sub row above; a guard only
         return NhsOutcome(_ROW["request.assertion_missing"], result)

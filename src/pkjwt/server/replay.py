@@ -80,13 +80,18 @@ class SqliteReplayStore:
                 "INSERT INTO seen_jti (client_id, jti, expires_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at "
                 "WHERE seen_jti.expires_at <= ?",
-                (client_id, jti, expires_at, now),
+                (_text(client_id), _text(jti), expires_at, now),
             )
             return cur.rowcount == 1
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _text(value: str) -> str:
+    # a JSON string may hold lone surrogates, which SQLite cannot store as UTF-8 text
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
 
 
 def open_replay_store(url: str, *, default_dir: Path | None = None) -> ReplayStore:
