@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
+from . import nhs
 from .assertion import AssertionFactory
 from .decode import b64url
 from .discovery import ServerMetadata, metadata_urls, parse_metadata
@@ -206,6 +207,7 @@ class TokenClient:
         self._own_http = http_client is None
         self._ahttp = async_http_client
         self._own_ahttp = async_http_client is None
+        self._ahttp_loop: asyncio.AbstractEventLoop | None = None
         self._http_lock = threading.Lock()
 
         #: what a cached token is for: every input that changes the token
@@ -216,6 +218,7 @@ class TokenClient:
             self.resource,
             self.audience or "",
             self.auth_method,
+            tuple(sorted(self.extra_params.items())),
         )
 
     # -- public API -----------------------------------------------------------------------------
@@ -416,16 +419,17 @@ class TokenClient:
                     default_lifetime=self.default_lifetime,
                 )
             except OAuthError as exc:
-                if exc.error == "invalid_client" and assertion is not None:
-                    if skew_changed and not skew_retried:
-                        skew_retried = True
-                        log.info("retrying with clock corrected by %.0f s", self.clock_offset)
-                        continue
-                    if self._auto_shape and shape is RFC7523BIS and not fell_back:
-                        fell_back = True
-                        shape = LEGACY
-                        log.info("invalid_client with aud = issuer; retrying with the token URL")
-                        continue
+                timing = assertion is not None and _time_related(exc)
+                if timing and skew_changed and not skew_retried:
+                    skew_retried = True
+                    log.info("retrying with clock corrected by %.0f s", self.clock_offset)
+                    continue
+                audience_shape = exc.error == "invalid_client" and assertion is not None
+                if audience_shape and self._auto_shape and shape is RFC7523BIS and not fell_back:
+                    fell_back = True
+                    shape = LEGACY
+                    log.info("invalid_client with aud = issuer; retrying with the token URL")
+                    continue
                 delay = self.retry.delay(attempt, exc)
                 if delay is None:
                     raise
@@ -471,8 +475,14 @@ class TokenClient:
             return self._http
 
     def _async_http(self) -> httpx.AsyncClient:
-        if self._ahttp is None:
+        if not self._own_ahttp:
+            assert self._ahttp is not None
+            return self._ahttp
+        # pooled connections belong to one event loop: a new loop gets a new client
+        loop = asyncio.get_running_loop()
+        if self._ahttp is None or self._ahttp_loop is not loop:
             self._ahttp = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            self._ahttp_loop = loop
         return self._ahttp
 
     def _run_sync(self, flow: Flow[T]) -> T:
@@ -524,6 +534,22 @@ class TokenClient:
                     error = _transport_error(action.url, exc)
                     continue
                 value = _Reply(resp.status_code, resp.headers, resp.content, sent, self._clock())
+
+
+_TIME_CODES = frozenset({"exp.expired", "exp.too_far", "iat.future", "nbf.future"})
+
+
+def _time_related(exc: OAuthError) -> bool:
+    """Could a clock difference explain this refusal? (invalid_client, or an NHS exp error)"""
+    if exc.error == "invalid_client":
+        return True
+    text = (exc.description or "").lower()
+    return any(
+        row is not None
+        and _TIME_CODES.intersection(row.codes)
+        and any(m in text for m in row.match)
+        for row in nhs.NHS_ASSERTION_ERRORS
+    )
 
 
 def _transport_error(url: str, exc: httpx.HTTPError) -> TransportError:

@@ -82,9 +82,13 @@ def _checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
                 f"{where}: unknown setting {key!r}", hint="known: " + ", ".join(sorted(_FIELDS))
             )
         if key == "timeout":
-            if not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{where}: timeout must be a positive number")
-            out[key] = float(value)
+            try:
+                number = float(value)  # env values are strings: "15" is fine
+            except (TypeError, ValueError):
+                number = -1.0
+            if isinstance(value, bool) or not 0 < number <= 600:
+                raise ConfigError(f"{where}: timeout must be a number of seconds (0-600]")
+            out[key] = number
         elif not isinstance(value, str):
             raise ConfigError(f"{where}: {key} must be a string")
         else:

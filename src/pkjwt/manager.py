@@ -305,7 +305,14 @@ class TokenManager:
             return ready
         assert flight is not None
         if owner:
-            await self._run_async(key, flight, fetch, force)
+            # the fetch runs as its own task: if this caller is cancelled (a timeout of its
+            # own), the fetch still completes for everyone else waiting on it
+            task = asyncio.get_running_loop().create_task(
+                self._run_async(key, flight, fetch, force)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            await asyncio.shield(task)
             return flight.outcome()
         return await self._wait_async(flight)
 
@@ -359,13 +366,25 @@ class TokenManager:
         store = self.store
         if store is None:
             return await fetch()
-        if not force:
-            shared = await asyncio.to_thread(self._load, key)
-            if shared is not None:
-                return shared
-        token = await fetch()
+        lock: Any = None
         try:
-            await asyncio.to_thread(store.set, key, token)
+            lock = store.lock(key)
+            await asyncio.to_thread(lock.__enter__)
         except Exception:
-            log.warning("token store write failed; token kept in memory", exc_info=True)
-        return token
+            log.warning("token store lock failed; fetching without it", exc_info=True)
+            lock = None
+        try:
+            if not force:
+                shared = await asyncio.to_thread(self._load, key)
+                if shared is not None:
+                    return shared
+            token = await fetch()
+            try:
+                await asyncio.to_thread(store.set, key, token)
+            except Exception:
+                log.warning("token store write failed; token kept in memory", exc_info=True)
+            return token
+        finally:
+            if lock is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(lock.__exit__, None, None, None)

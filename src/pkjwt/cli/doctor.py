@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -22,12 +23,15 @@ _MARK = {
 }
 
 
-def render_report(report: Report, profile_name: str, *, show_parts: bool = True) -> None:
+def render_report(
+    report: Report, profile_name: str, *, show_parts: bool = True, err: bool = False
+) -> None:
     """Human-readable verdicts, one line per rule, the fix under each failure."""
+    echo = functools.partial(click.echo, err=err)
     if show_parts and (report.header or report.claims):
-        click.echo(click.style("header (untrusted): ", bold=True) + json.dumps(report.header))
-        click.echo(click.style("claims (untrusted): ", bold=True) + json.dumps(report.claims))
-    click.echo(click.style(f"rules ({profile_name} profile):", bold=True))
+        echo(click.style("header (untrusted): ", bold=True) + json.dumps(report.header))
+        echo(click.style("claims (untrusted): ", bold=True) + json.dumps(report.claims))
+    echo(click.style(f"rules ({profile_name} profile):", bold=True))
     for f in report.findings:
         word, color = _MARK[f.verdict]
         title = RULE_TITLES.get(f.rule, "")
@@ -47,14 +51,14 @@ def render_report(report: Report, profile_name: str, *, show_parts: bool = True)
             line += click.style(f"  ({f.got})", fg="bright_black")
         elif f.got:
             line += click.style(f"  {f.got}", fg="bright_black")
-        click.echo(line)
+        echo(line)
     failures = report.failures
     if failures:
-        click.echo(click.style(f"verdict: {len(failures)} rule(s) fail", fg="red", bold=True))
+        echo(click.style(f"verdict: {len(failures)} rule(s) fail", fg="red", bold=True))
     else:
         skipped = [f.rule for f in report.findings if f.verdict is Verdict.SKIP]
         note = f" ({', '.join(skipped)} not checked here)" if skipped else ""
-        click.echo(click.style("verdict: acceptable", fg="green", bold=True) + note)
+        echo(click.style("verdict: acceptable", fg="green", bold=True) + note)
 
 
 @click.command("doctor")

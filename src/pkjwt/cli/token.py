@@ -75,7 +75,7 @@ def _explain(client: Any, exc: OAuthError) -> None:
         issuer=client.issuer,
         client_id=client.client_id,
     )
-    render_report(report, shape.name)
+    render_report(report, shape.name, err=True)
     if report.ok:
         err(
             "every rule the client can check passes: the usual remaining causes are a kid or "

@@ -69,7 +69,8 @@ class FileStore:
     def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]:
         self._ensure_dir()
         path = self._path(key).with_suffix(".lock")
-        return FileLock(str(path), timeout=self.lock_timeout, mode=0o600)
+        # not thread-local: async callers take and release it from worker threads
+        return FileLock(str(path), timeout=self.lock_timeout, mode=0o600, thread_local=False)
 
     def clear(self) -> int:
         """Remove every cached token; returns how many."""
