@@ -51,14 +51,14 @@ def load_cli_key(
     return load_key(source, password=password, kid=kid, alg=alg, env=env_name)
 
 
-def write_private_file(path: Path, data: bytes, *, force: bool) -> None:
-    """Write a secret file atomically with mode 0600; never leave a half-written file."""
+def write_file(path: Path, data: bytes, *, force: bool, mode: int) -> None:
+    """Write a file atomically with ``mode``; never leave a half-written file behind."""
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -69,16 +69,10 @@ def write_private_file(path: Path, data: bytes, *, force: bool) -> None:
         raise
 
 
+def write_private_file(path: Path, data: bytes, *, force: bool) -> None:
+    """A secret (a private key): mode 0600 from the first byte."""
+    write_file(path, data, force=force, mode=0o600)
+
+
 def write_public_file(path: Path, text: str, *, force: bool) -> None:
-    if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, text.encode(), force=force, mode=0o644)
