@@ -140,6 +140,8 @@ def _show(value: Any, limit: int = 80) -> str:
     """A bounded, printable rendering of an untrusted value for messages."""
     if value is _MISSING:
         return "(absent)"
+    if isinstance(value, str) and len(value) <= limit and value.isascii() and value.isprintable():
+        return value  # the common case, without a per-character pass
     text = repr(value) if not isinstance(value, str) else value
     text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

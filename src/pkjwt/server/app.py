@@ -7,7 +7,6 @@ handler turns surprises into ``server_error`` with nothing but the code in the b
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
 import logging
 import tempfile
@@ -17,28 +16,27 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..rules import Finding
-from .auth import AuthFailure, AuthResult, ClientAuthenticator, safe_description
-from .config import ClientConfig, ServerConfig
+from .auth import AuthFailure, AuthResult, ClientAuthenticator
+from .config import ServerConfig
 from .issuing import TokenIssuer
 from .jwks_fetch import JwksFetcher
-from .nhs_mode import nhs_authenticate, nhs_error_body
 from .openapi import openapi_document
 from .replay import ReplayStore, open_replay_store
+from .token_endpoint import Reply, TokenEndpoint, TokenFastPath, error_reply, parse_form
 
 __all__ = ["RecordedRequest", "ServerState", "create_app"]
 
 log = logging.getLogger("pkjwt.server")
 
 TOKEN_PATH = "/oauth2/token"
-_MAX_BODY = 64 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -145,66 +143,8 @@ def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
     )
 
 
-def _error(failure: AuthFailure, extra_headers: Mapping[str, str] | None = None) -> Response:
-    headers = dict(_NO_STORE)
-    headers["Date"] = email.utils.formatdate(usegmt=True)
-    if failure.status == 401 and failure.basic:
-        headers["WWW-Authenticate"] = 'Basic realm="pkjwt"'
-    status = failure.status
-    if status == 401 and not failure.basic:
-        # a 401 must carry a challenge; assertion failures answer 400 (RFC 6749 5.2)
-        status = 400
-    headers.update(extra_headers or {})
-    return _json(
-        {"error": failure.error, "error_description": safe_description(failure.description)},
-        status,
-        headers,
-    )
-
-
-_FORM = "application/x-www-form-urlencoded"
-_CC = "expected client_credentials"
-
-
-def _invalid(description: str, rule: str) -> AuthFailure:
-    return AuthFailure(400, "invalid_request", description, rule)
-
-
-def _grant_policy(client: ClientConfig, form: Mapping[str, str]) -> AuthFailure | None:
-    """Rule R20: grant, scope and resource allowed for this client."""
-    if "client_credentials" not in client.grant_types:
-        return AuthFailure(
-            400, "unauthorized_client", "R20 client is not allowed client_credentials", "R20"
-        )
-    scope = form.get("scope")
-    if scope:
-        unknown = [s for s in scope.split() if s not in client.scopes]
-        if unknown:
-            return AuthFailure(
-                400, "invalid_scope", f"R20 scope not allowed: {' '.join(unknown)[:100]}", "R20"
-            )
-    resource = form.get("resource")
-    if resource and resource not in client.resources:
-        return AuthFailure(400, "invalid_target", "R20 resource not allowed for this client", "R20")
-    return None
-
-
-def _parse_form(body: bytes) -> dict[str, str] | str:
-    """The form as a dict, or the reason it is not acceptable (R1)."""
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError:
-        return "the body must be form-encoded ASCII"
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=64)
-    except ValueError:
-        return "too many form fields"
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name in form:
-            return f"parameter {name[:40]} repeated"
-        form[name] = value
-    return form
+def _response(reply: Reply) -> Response:
+    return Response(reply.body, reply.status, dict(reply.headers))
 
 
 def create_app(
@@ -224,99 +164,12 @@ def create_app(
     state = ServerState(config, issuer=iss, replay=store, clock=clock, record=record)
     nhs = config.profile.name == "nhs"
 
-    def reject(
-        failure: AuthFailure,
-        form: Mapping[str, str] | None = None,
-        result: AuthResult | None = None,
-        endpoint: str = "token",
-    ) -> Response:
-        body = {"error": failure.error, "error_description": failure.description}
-        state.record(endpoint, failure.status, body, result, form or {})
-        return _error(failure)
+    endpoint = TokenEndpoint(state)
 
     async def token(request: Request) -> Response:
-        if request.method != "POST":
-            return Response(status_code=405, headers={"Allow": "POST"})
-        try:
-            return await _token(request)
-        except Exception:
-            log.exception("token endpoint failed")
-            return _json({"error": "server_error"}, 500, _NO_STORE)
-
-    async def _token(request: Request) -> Response:
-        ctype = request.headers.get("content-type")
+        # reached only when the fast path is bypassed (it answers this route first)
         body = await request.body()
-        if len(body) > _MAX_BODY:
-            return reject(AuthFailure(400, "invalid_request", "R1 request body too large", "R1"))
-        parsed = _parse_form(body)
-        form = parsed if isinstance(parsed, dict) else {}
-        if nhs:
-            return await _nhs_token(form, ctype)
-        mime = (ctype or "").split(";")[0].strip().lower()
-        if mime != "application/x-www-form-urlencoded":
-            got = mime or "(absent)"
-            return reject(_invalid("R1 Content-Type: expected " + _FORM + "; got " + got, "R1"))
-        if isinstance(parsed, str):
-            return reject(_invalid(f"R1 {parsed}", "R1"))
-        grant = form.get("grant_type")
-        if not grant:
-            return reject(_invalid(f"R3 grant_type: {_CC}; got (absent)", "R3"), form)
-        if grant != "client_credentials":
-            failure = AuthFailure(
-                400, "unsupported_grant_type", f"R3 grant_type: {_CC}; got {grant[:60]}", "R3"
-            )
-            return reject(failure, form)
-        result = await state.auth.authenticate(form, request.headers)
-        if result.failure is not None:
-            return reject(result.failure, form, result)
-        client = result.client
-        assert client is not None
-        policy = _grant_policy(client, form)
-        if policy is not None:
-            return reject(policy, form, result)
-        scope = form.get("scope") or None
-        access, _issued = state.issuer_tokens.issue(client.client_id, scope, form.get("resource"))
-        payload: dict[str, Any] = {
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": state.config.token_lifetime,
-        }
-        if scope:
-            payload["scope"] = scope
-        state.record("token", 200, None, result, form)
-        headers = dict(_NO_STORE)
-        headers["Date"] = email.utils.formatdate(usegmt=True)
-        return _json(payload, 200, headers)
-
-    async def _nhs_token(form: dict[str, str], ctype: str | None) -> Response:
-        outcome = await nhs_authenticate(state.auth, form, ctype)
-        headers = dict(_NO_STORE)
-        headers["Date"] = email.utils.formatdate(usegmt=True)
-        if outcome.error is not None:
-            row = outcome.error
-            state.record(
-                "token",
-                row.status,
-                {"error": row.error, "error_description": row.description},
-                outcome.result,
-                form,
-            )
-            return Response(nhs_error_body(row), row.status, headers, "application/json")
-        result = outcome.result
-        assert result is not None
-        assert result.client is not None
-        access, issued = state.issuer_tokens.issue(result.client.client_id, None, None)  # NHS
-        state.record("token", 200, None, result, form)
-        return _json(
-            {
-                "access_token": access,
-                "expires_in": str(state.config.token_lifetime),
-                "token_type": "Bearer",
-                "issued_at": str(issued.issued_at * 1000),
-            },
-            200,
-            headers,
-        )
+        return _response(await endpoint.handle(request.method, request.headers, body))
 
     def _metadata() -> dict[str, Any]:
         profile = config.profile
@@ -349,15 +202,17 @@ def create_app(
         return _json(state.issuer_tokens.public_jwks(), headers={"Cache-Control": "max-age=300"})
 
     async def _authenticated_form(
-        request: Request, endpoint: str
+        request: Request, endpoint_name: str
     ) -> tuple[dict[str, str], Response | None, str | None]:
         """The form and the authenticated client id, or the error response."""
-        parsed = _parse_form(await request.body())
+        parsed = parse_form(await request.body())
         if isinstance(parsed, str):
-            return {}, _error(AuthFailure(400, "invalid_request", f"R1 {parsed}", "R1")), None
+            failure = AuthFailure(400, "invalid_request", f"R1 {parsed}", "R1")
+            return {}, _response(error_reply(failure)), None
         result = await state.auth.authenticate(parsed, request.headers)
         if result.failure is not None:
-            return parsed, reject(result.failure, parsed, result, endpoint), None
+            reply = endpoint.reject(result.failure, parsed, result, endpoint_name)
+            return parsed, _response(reply), None
         return parsed, None, result.client.client_id if result.client else None
 
     async def introspect(request: Request) -> Response:
@@ -446,6 +301,10 @@ def create_app(
         if replay is None:
             store.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(TokenFastPath, path=TOKEN_PATH, endpoint=endpoint)],
+    )
     app.state.pkjwt = state
     return app

@@ -8,9 +8,9 @@ import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..decode import DecodeError, b64url, decode_compact
 from ..keys import Key, generate_key, jwks
@@ -19,8 +19,10 @@ from ..signing import LocalSigner
 __all__ = ["IssuedToken", "TokenIssuer"]
 
 
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
+class IssuedToken(NamedTuple):
+    """A plain tuple of atomic values: the garbage collector stops tracking it, so a million
+    live tokens do not lengthen GC pauses."""
+
     client_id: str
     scope: str | None
     audience: str | None
@@ -54,7 +56,9 @@ class TokenIssuer:
         self._tokens: dict[str, IssuedToken] = {}
         self._revoked: set[str] = set()
         self._lock = threading.Lock()
-        self._next_purge = 0.0
+        #: (expires_at, digest) in issue order: with one lifetime it is also expiry order, so
+        #: purging is popping from the left, a little at a time
+        self._expiry: deque[tuple[int, str]] = deque()
 
     def public_jwks(self) -> dict[str, Any]:
         return jwks([self.key.public().with_alg(self._signer.alg)])
@@ -95,10 +99,16 @@ class TokenIssuer:
 
     def _remember(self, token: str, record: IssuedToken) -> None:
         now = self._clock()
-        if now >= self._next_purge:
-            self._tokens = {k: v for k, v in self._tokens.items() if v.expires_at > now}
-            self._next_purge = now + 60
-        self._tokens[self._digest(token)] = record
+        expiry = self._expiry
+        for _ in range(8):  # bounded work per issue keeps every request's cost flat
+            if not expiry or expiry[0][0] > now:
+                break
+            _, old = expiry.popleft()
+            self._tokens.pop(old, None)
+            self._revoked.discard(old)
+        digest = self._digest(token)
+        self._tokens[digest] = record
+        expiry.append((record.expires_at, digest))
 
     def lookup(self, token: str) -> IssuedToken | None:
         """The live record of a token this server issued, else None."""

@@ -7,6 +7,7 @@ restart does not reopen a replay window; memory is for tests and benchmarks; a R
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 import threading
 import time
@@ -30,21 +31,28 @@ class ReplayStore(Protocol):
 class MemoryReplayStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._seen: dict[tuple[str, str], float] = {}
+        #: a min-heap of (expires_at, key): expired entries leave a few at a time, never in
+        #: one long pass that would stall the event loop
+        self._expiry: list[tuple[float, tuple[str, str]]] = []
         self._lock = threading.Lock()
         self._clock = clock
-        self._next_purge = 0.0
 
     def add(self, client_id: str, jti: str, expires_at: float) -> bool:
         key = (client_id, jti)
         now = self._clock()
         with self._lock:
-            if now >= self._next_purge:
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-                self._next_purge = now + 60
-            until = self._seen.get(key)
-            if until is not None and until > now:
+            heap = self._expiry
+            for _ in range(8):
+                if not heap or heap[0][0] > now:
+                    break
+                expired_at, old = heapq.heappop(heap)
+                if self._seen.get(old) == expired_at:
+                    del self._seen[old]
+            seen_until = self._seen.get(key)
+            if seen_until is not None and seen_until > now:
                 return False
             self._seen[key] = expires_at
+            heapq.heappush(heap, (expires_at, key))
             return True
 
     def close(self) -> None:
@@ -66,6 +74,7 @@ class SqliteReplayStore:
                 "CREATE TABLE IF NOT EXISTS seen_jti (client_id TEXT NOT NULL, jti TEXT NOT NULL,"
                 " expires_at REAL NOT NULL, PRIMARY KEY (client_id, jti)) WITHOUT ROWID"
             )
+            self._db.execute("CREATE INDEX IF NOT EXISTS seen_jti_expiry ON seen_jti (expires_at)")
         except sqlite3.Error as exc:
             raise ConfigError(f"replay store {self.path}: {exc}") from None
         self._next_purge = 0.0
@@ -74,8 +83,13 @@ class SqliteReplayStore:
         now = self._clock()
         with self._lock:
             if now >= self._next_purge:
-                self._db.execute("DELETE FROM seen_jti WHERE expires_at <= ?", (now,))
-                self._next_purge = now + 60
+                # bounded batches through the expiry index: no long stall on a big table
+                self._db.execute(
+                    "DELETE FROM seen_jti WHERE (client_id, jti) IN (SELECT client_id, jti "
+                    "FROM seen_jti WHERE expires_at <= ? ORDER BY expires_at LIMIT 500)",
+                    (now,),
+                )
+                self._next_purge = now + 1
             cur = self._db.execute(
                 "INSERT INTO seen_jti (client_id, jti, expires_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at "

@@ -58,7 +58,8 @@ def serve_forever(
     config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info"
 ) -> None:
     sock = bind(host, port)
-    app = create_app(config, issuer=config.issuer or _issuer_for(sock, host))
+    # no request log: it serves tests (pkjwt.testing), not a long-running server
+    app = create_app(config, issuer=config.issuer or _issuer_for(sock, host), record=0)
     server = uvicorn.Server(_uvicorn_config(app, log_level))
     server.run(sockets=[sock])
 
