@@ -6,7 +6,7 @@ Example::
     profile = "nhs"                          # rfc7523bis (default), fapi2, legacy, nhs
     token_format = "opaque"                  # or "jwt" (RFC 9068, signed by the server key)
     token_lifetime = 599
-    replay_store = "sqlite:///var/tmp/pkjwt-replay.db"   # or "memory://"
+    replay_store = "sqlite:////var/tmp/pkjwt-replay.db"   # or "memory://"
     allow_private_jwks_uri = false           # true lets jwks_uri point at loopback (dev)
 
     [[clients]]
