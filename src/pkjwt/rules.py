@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from joserfc.jws import JWSRegistry
 
@@ -37,9 +37,12 @@ class Verdict(StrEnum):
     SKIP = "skip"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One rule's verdict. ``code`` names the exact condition (``exp.expired``)."""
+class Finding(NamedTuple):
+    """One rule's verdict. ``code`` names the exact condition (``exp.expired``).
+
+    A named tuple rather than a frozen dataclass: a dozen are made per checked assertion, and a
+    tuple is built several times faster.
+    """
 
     rule: str
     verdict: Verdict
