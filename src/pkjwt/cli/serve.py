@@ -36,10 +36,15 @@ def command(config_path: str, host: str, port: int, log_level: str) -> None:
             + f"binding {host}: this is a development server, not for production",
             err=True,
         )
-    where = f"http://{host}:{port}"
-    click.echo(
-        f"pkjwt serve: profile {config.profile.name}, {len(config.clients)} client(s), "
-        f"token endpoint {config.issuer or where}/oauth2/token",
-        err=True,
-    )
-    serve_forever(config, host=host, port=port, log_level=log_level)
+
+    def announce(issuer: str) -> None:
+        click.echo(
+            f"pkjwt serve: profile {config.profile.name}, {len(config.clients)} client(s), "
+            f"replay store {config.replay_store}\n"
+            f"  issuer          {issuer}\n"
+            f"  token endpoint  {issuer}/oauth2/token\n"
+            f"  metadata        {issuer}/.well-known/oauth-authorization-server",
+            err=True,
+        )
+
+    serve_forever(config, host=host, port=port, log_level=log_level, announce=announce)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +55,17 @@ def _uvicorn_config(app: Starlette, log_level: str) -> uvicorn.Config:
 
 
 def serve_forever(
-    config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info"
+    config: ServerConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+    announce: Callable[[str], None] | None = None,
 ) -> None:
+    """Serve until interrupted; ``announce`` gets the issuer once the port is bound."""
     sock = bind(host, port)
+    if announce is not None:
+        announce(config.issuer or _issuer_for(sock, host))
     # no request log: it serves tests (pkjwt.testing), not a long-running server
     app = create_app(config, issuer=config.issuer or _issuer_for(sock, host), record=0)
     server = uvicorn.Server(_uvicorn_config(app, log_level))
