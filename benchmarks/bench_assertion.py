@@ -24,7 +24,6 @@ Every candidate's output is checked once with PyJWT and the public key before ti
 
 from __future__ import annotations
 
-import argparse
 import base64
 import time
 import uuid
@@ -40,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import pkjwt
 
-from .common import Candidate, environment, format_table, measure, write_json
+from .common import Candidate, environment, format_table, measure, standalone_main
 
 NAME = "assertion"
 KEY_BITS = 4096
@@ -296,17 +295,14 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_assertion", description=__doc__.splitlines()[0]
+    return standalone_main(
+        "python -m benchmarks.bench_assertion",
+        __doc__,
+        NAME,
+        run,
+        argv,
+        "fewer iterations (smoke run)",
     )
-    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    if args.json:
-        path = write_json(args.json, {"benchmarks": {NAME: result}})
-        print(f"results written to {path}")
-    return 0
 
 
 if __name__ == "__main__":

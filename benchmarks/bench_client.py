@@ -35,7 +35,6 @@ The token server (:mod:`benchmarks.tokenserver`) runs in a child process on 127.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import gc
@@ -56,7 +55,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 import pkjwt
 from pkjwt.integrations.httpx2 import Httpx2Auth
 
-from .common import Candidate, Stats, environment, format_table, measure, percentile, write_json
+from .common import (
+    Candidate,
+    Stats,
+    environment,
+    format_table,
+    measure,
+    percentile,
+    standalone_main,
+)
 from .tokenserver import TokenServer
 
 with warnings.catch_warnings():
@@ -1024,17 +1031,9 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_client", description=__doc__.splitlines()[0]
+    return standalone_main(
+        "python -m benchmarks.bench_client", __doc__, NAME, run, argv, "fewer iterations (< 60 s)"
     )
-    parser.add_argument("--quick", action="store_true", help="fewer iterations (< 60 s)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    if args.json:
-        path = write_json(args.json, {"benchmarks": {NAME: result}})
-        print(f"results written to {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ each one sets its own number of calls per round.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -221,3 +222,23 @@ def write_json(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return target
+
+
+def standalone_main(
+    prog: str,
+    doc: str | None,
+    name: str,
+    run: Callable[..., dict[str, Any]],
+    argv: Sequence[str] | None,
+    quick_help: str = "fewer iterations (smoke run)",
+) -> int:
+    """``python -m benchmarks.bench_X [--quick] [--json PATH]`` for a module with ``run(quick)``."""
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick)
+    if args.json:
+        path = write_json(args.json, {"benchmarks": {name: result}})
+        print(f"results written to {path}")
+    return 0
