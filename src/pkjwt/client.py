@@ -495,11 +495,9 @@ class TokenClient:
         value: Any = None
         error: BaseException | None = None
         while True:
-            try:
-                action = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
+            action, result = _advance(flow, value, error)
+            if action is None:
+                return result  # type: ignore[return-value]
             value, error = None, None
             if isinstance(action, _Sign):
                 value = action.signer.sign(action.data)
@@ -513,18 +511,16 @@ class TokenClient:
                     )
                 except httpx.HTTPError as exc:
                     error = _transport_error(action.url, exc)
-                    continue
-                value = _Reply(resp.status_code, resp.headers, resp.content, sent, self._clock())
+                else:
+                    value = _reply(resp, sent, self._clock())
 
     async def _run_async(self, flow: Flow[T]) -> T:
         value: Any = None
         error: BaseException | None = None
         while True:
-            try:
-                action = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
+            action, result = _advance(flow, value, error)
+            if action is None:
+                return result  # type: ignore[return-value]
             value, error = None, None
             if isinstance(action, _Sign):
                 value = await asign(action.signer, action.data)
@@ -538,8 +534,22 @@ class TokenClient:
                     )
                 except httpx.HTTPError as exc:
                     error = _transport_error(action.url, exc)
-                    continue
-                value = _Reply(resp.status_code, resp.headers, resp.content, sent, self._clock())
+                else:
+                    value = _reply(resp, sent, self._clock())
+
+
+def _advance(
+    flow: Flow[T], value: Any, error: BaseException | None
+) -> tuple[_Action | None, T | None]:
+    """Step a flow: the next action, or (None, its result) when it has finished."""
+    try:
+        return (flow.throw(error) if error is not None else flow.send(value)), None
+    except StopIteration as stop:
+        return None, stop.value
+
+
+def _reply(resp: httpx.Response, sent: float, received: float) -> _Reply:
+    return _Reply(resp.status_code, resp.headers, resp.content, sent, received)
 
 
 @functools.cache

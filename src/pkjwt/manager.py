@@ -147,14 +147,11 @@ class TokenManager:
         stale: Token | None = None,
     ) -> Token:
         """The token for ``key``; ``fetch`` runs at most once at a time per key."""
-        entry = self._entries.get(key)
-        now = self._clock()
-        if entry is not None and not force:
-            if now < entry.refresh_at:
-                return entry.token
-            if now < entry.usable_until:
-                self._background_sync(key, fetch, entry, now)
-                return entry.token
+        token, due, now = self._lookup(key, force)
+        if token is not None:
+            if due is not None:
+                self._background_sync(key, fetch, due, now)
+            return token
         flight, owner, ready = self._join(key, now, force, stale)
         if ready is not None:
             return ready
@@ -164,6 +161,15 @@ class TokenManager:
         else:
             flight.done.wait()
         return flight.outcome()
+
+    def _lookup(self, key: CacheKey, force: bool) -> tuple[Token | None, _Entry | None, float]:
+        """The hot path: a dict lookup and a clock read, no lock. Returns the token to serve
+        now (or None), the entry if it is due for a background refresh, and the time."""
+        entry = self._entries.get(key)
+        now = self._clock()
+        if entry is None or force or now >= entry.usable_until:
+            return None, None, now
+        return entry.token, (entry if now >= entry.refresh_at else None), now
 
     def _join(
         self, key: CacheKey, now: float, force: bool, stale: Token | None
@@ -292,14 +298,11 @@ class TokenManager:
         stale: Token | None = None,
     ) -> Token:
         """Async twin of :meth:`get`; shares the same cache and in-flight fetches."""
-        entry = self._entries.get(key)
-        now = self._clock()
-        if entry is not None and not force:
-            if now < entry.refresh_at:
-                return entry.token
-            if now < entry.usable_until:
-                self._background_async(key, fetch, entry, now)
-                return entry.token
+        token, due, now = self._lookup(key, force)
+        if token is not None:
+            if due is not None:
+                self._background_async(key, fetch, due, now)
+            return token
         flight, owner, ready = self._join(key, now, force, stale)
         if ready is not None:
             return ready
