@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 import pkjwt
 from pkjwt.decode import decode_compact
 from pkjwt.keys import generate_key, jwks
-from pkjwt.server.app import create_app
+from pkjwt.server.app import create_app, with_fast_path
 from pkjwt.server.config import parse_config
 
 from .bench_server import BODY_PREFIX, CLIENT_ID, KID
@@ -83,6 +83,17 @@ def _scope(body_len: int) -> dict[str, Any]:
     }
 
 
+_SERVED: dict[int, Any] = {}
+
+
+def _served(app: Any) -> Any:
+    """The app as ``pkjwt serve`` runs it (the token fast path in front), built once."""
+    served = _SERVED.get(id(app))
+    if served is None:
+        served = _SERVED[id(app)] = with_fast_path(app)
+    return served
+
+
 async def call_app(app: Any, body: bytes) -> int:
     sent: list[dict[str, Any]] = []
     done = False
@@ -97,7 +108,7 @@ async def call_app(app: Any, body: bytes) -> int:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await app(_scope(len(body)), receive, send)
+    await _served(app)(_scope(len(body)), receive, send)
     status: int = sent[0]["status"]
     return status
 

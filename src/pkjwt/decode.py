@@ -54,25 +54,28 @@ def _unb64(segment: bytes, what: str) -> bytes:
         raise DecodeError("R5", "jws.base64", f"the {what} is not base64url") from None
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError(f"duplicate member {name!r}")
-        out[name] = value
-    return out
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # the common case costs one comparison, not a Python loop
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"duplicate member {name!r}")
+            seen.add(name)
+    return obj
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# built once: json.loads with hooks would build a new decoder per call
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_reject_constant)
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        text = raw.decode("utf-8")
-        obj = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        obj = _STRICT_JSON.decode(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise DecodeError("R6", f"json.{what}", f"the {what} is not UTF-8") from None
     except RecursionError:

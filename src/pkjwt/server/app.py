@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -32,7 +31,7 @@ from .openapi import openapi_document
 from .replay import ReplayStore, open_replay_store
 from .token_endpoint import Reply, TokenEndpoint, TokenFastPath, error_reply, parse_form
 
-__all__ = ["RecordedRequest", "ServerState", "create_app"]
+__all__ = ["RecordedRequest", "ServerState", "create_app", "with_fast_path"]
 
 log = logging.getLogger("pkjwt.server")
 
@@ -167,7 +166,8 @@ def create_app(
     endpoint = TokenEndpoint(state)
 
     async def token(request: Request) -> Response:
-        # reached only when the fast path is bypassed (it answers this route first)
+        # served apps answer this route in the fast path (with_fast_path); this is for the
+        # bare app (an in-process ASGI transport)
         body = await request.body()
         return _response(await endpoint.handle(request.method, request.headers, body))
 
@@ -301,10 +301,14 @@ def create_app(
         if replay is None:
             store.close()
 
-    app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        middleware=[Middleware(TokenFastPath, path=TOKEN_PATH, endpoint=endpoint)],
-    )
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.pkjwt = state
+    app.state.token_endpoint = endpoint
     return app
+
+
+def with_fast_path(app: Starlette) -> TokenFastPath:
+    """The app as served: the token route answered before the framework (outside even its
+    error middleware, which would wrap every ``send``); everything else goes to ``app``."""
+    endpoint: TokenEndpoint = app.state.token_endpoint
+    return TokenFastPath(app, path=TOKEN_PATH, endpoint=endpoint)
