@@ -26,6 +26,18 @@ class Clock:
         return self.now
 
 
+@pytest.fixture
+def shared(tmp_path):
+    """Two stores on one file with no group commit: two server processes, stepped by hand."""
+    path = tmp_path / "shared.db"
+    clock = Clock()
+    a = SqliteReplayStore(path, clock, commit_interval=0)
+    b = SqliteReplayStore(path, clock, commit_interval=0)
+    yield a, b, clock, path
+    a.close()
+    b.close()
+
+
 def test_memory_store_forgets_only_after_expiry():
     clock = Clock()
     store = MemoryReplayStore(clock)
@@ -172,18 +184,13 @@ def test_sqlite_store_carries_over_the_first_layout(tmp_path):
     assert "seen_jti" not in tables
 
 
-def test_sqlite_stores_sharing_a_file_see_each_others_rows_in_order(tmp_path):
-    path = tmp_path / "shared.db"
-    clock = Clock()
-    a = SqliteReplayStore(path, clock, commit_interval=0)
-    b = SqliteReplayStore(path, clock, commit_interval=0)
+def test_sqlite_stores_sharing_a_file_see_each_others_rows_in_order(shared):
+    a, b, clock, _ = shared
     assert a.add("c", "1", clock.now + 60)
     assert b.add("c", "2", clock.now + 60)
     assert a.add("c", "3", clock.now + 60)
     assert [a.add("c", j, clock.now + 60) for j in "1234"] == [False, False, False, True]
     assert [b.add("c", j, clock.now + 60) for j in "1234"] == [False, False, False, False]
-    a.close()
-    b.close()
 
 
 class FailingInserts:
@@ -200,11 +207,8 @@ class FailingInserts:
         return getattr(self.db, name)
 
 
-def test_a_failed_write_is_logged_kept_and_retried_without_losing_other_rows(tmp_path, caplog):
-    path = tmp_path / "r.db"
-    clock = Clock()
-    a = SqliteReplayStore(path, clock, commit_interval=0)
-    b = SqliteReplayStore(path, clock, commit_interval=0)
+def test_a_failed_write_is_logged_kept_and_retried_without_losing_other_rows(shared, caplog):
+    a, b, clock, path = shared
     real = a._db
     a._db = FailingInserts(real)
     assert a.add("c", "x", clock.now + 60)  # accepted: memory is the authority here
@@ -218,23 +222,17 @@ def test_a_failed_write_is_logged_kept_and_retried_without_losing_other_rows(tmp
     assert a.add("c", "y", clock.now + 60)  # this commit also writes the kept "x"
     c = SqliteReplayStore(path, clock)
     assert not c.add("c", "x", clock.now + 60)
-    for store in (a, b, c):
-        store.close()
+    c.close()
 
 
-def test_sequence_numbers_are_never_reused_after_a_purge(tmp_path):
+def test_sequence_numbers_are_never_reused_after_a_purge(shared):
     # b has read a's last row; a purges it (expired); a's next row must still be news to b
-    path = tmp_path / "r.db"
-    clock = Clock()
-    a = SqliteReplayStore(path, clock, commit_interval=0)
-    b = SqliteReplayStore(path, clock, commit_interval=0)
+    a, b, clock, _ = shared
     assert a.add("c", "old", clock.now + 1)
     assert b.add("c", "b1", clock.now + 1)
     clock.now += 5
     assert a.add("c", "new", clock.now + 60)  # the purge removed every older row
     assert not b.add("c", "new", clock.now + 60)
-    a.close()
-    b.close()
 
 
 def test_group_commit_writes_behind_and_close_flushes(tmp_path):
