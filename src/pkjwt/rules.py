@@ -719,10 +719,14 @@ def check(
             failure = _fail(exc.rule, exc.code, expected, exc.message, src, exc.hint or "")
             return Report((failure,))
     findings = _structure(jwt)
-    if not all(f.ok for f in findings):
+    if findings[-1].verdict is Verdict.FAIL:  # R6 (R5 passed, or decoding would have failed)
         return Report(tuple(findings), jwt.header, jwt.claims)
     state = _State(jwt, ctx)
-    findings.extend(rule.run(state) for rule in rules)
-    if all(f.ok for f in findings):
+    failed = False
+    for rule in rules:
+        finding = rule.run(state)
+        findings.append(finding)
+        failed = failed or finding.verdict is Verdict.FAIL
+    if not failed:
         findings.append(REPLAY_RULE.run(state))
     return Report(tuple(findings), jwt.header, jwt.claims)

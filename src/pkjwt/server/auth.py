@@ -255,8 +255,8 @@ class ClientAuthenticator:
             return AuthResult(failure=jwt)
         sub = jwt.claims.get("sub")
         client = self._clients.get(sub) if isinstance(sub, str) else None
-        keys = None
-        if client is not None:
+        keys = client.keys if client is not None else None
+        if client is not None and keys is None:  # not registered inline: fetch (or fail)
             keys, failure = await self._keys(client, jwt.header.get("kid"))
             if failure is not None:
                 return AuthResult(client=client, failure=failure, jwt=jwt)

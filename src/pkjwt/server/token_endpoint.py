@@ -7,14 +7,16 @@ route) call :meth:`TokenEndpoint.handle`, so there is one implementation of R1-R
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
+from ..profiles import JWT_BEARER
 from .auth import AuthFailure, AuthResult, safe_description
 from .config import ClientConfig
 from .nhs_mode import nhs_authenticate, nhs_error_body
@@ -81,6 +83,10 @@ def error_reply(failure: AuthFailure) -> Reply:
 MAX_FORM_FIELDS = 64
 
 
+#: the one encoded value nearly every request carries, decoded once
+_COMMON_ENCODED = {quote(JWT_BEARER, safe=""): JWT_BEARER}
+
+
 def parse_form(body: bytes) -> dict[str, str] | str:
     """The form as a dict, or the reason it is not acceptable (R1).
 
@@ -101,7 +107,7 @@ def parse_form(body: bytes) -> dict[str, str] | str:
         if "%" in name or "+" in name:
             name = unquote_plus(name)
         if "%" in value or "+" in value:
-            value = unquote_plus(value)
+            value = _COMMON_ENCODED.get(value) or unquote_plus(value)
         if name in form:
             return f"parameter {name[:40]} repeated"
         form[name] = value
@@ -229,6 +235,12 @@ class TokenEndpoint:
         return Reply(200, reply_headers, _dumps(payload))
 
 
+@functools.lru_cache(maxsize=256)
+def _raw_header(header: tuple[str, str]) -> tuple[bytes, bytes]:
+    # the same few headers on every reply (Date changes once a second): encode each once
+    return header[0].encode("latin-1"), header[1].encode("latin-1")
+
+
 class TokenFastPath:
     """ASGI middleware that answers ``POST <token path>`` without the framework's request and
     response objects (the one route under load); everything else passes through."""
@@ -256,7 +268,7 @@ class TokenFastPath:
                 chunks.append(chunk)
             more = message.get("more_body", False)
         reply = await self.endpoint.handle(scope["method"], headers, b"".join(chunks))
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+        raw = [_raw_header(h) for h in reply.headers]
         raw.append((b"content-length", str(len(reply.body)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": raw})
         await send({"type": "http.response.body", "body": reply.body})
