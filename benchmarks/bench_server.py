@@ -120,6 +120,78 @@ FULL = Mode(rounds=5, duration=10, warmup=5, wait_quiet=30.0, retries=2)
 QUICK = Mode(rounds=1, duration=3, warmup=3)
 
 
+# -- the interpreter the pkjwt servers run on ----------------------------------------------------
+REPO = HERE.parent
+VENVS = REPO / ".benchmarks"
+_DESCRIBE = (
+    "import json, sys, sysconfig; print(json.dumps({'version': sys.version.split()[0], "
+    "'executable': sys.executable, 'base': sys.base_prefix, "
+    "'configure': sysconfig.get_config_var('CONFIG_ARGS') or ''}))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Interpreter:
+    """A Python that can run ``pkjwt serve`` from this checkout."""
+
+    path: str
+    version: str
+    base: str
+    optimized: bool | None  # built with --enable-optimizations (PGO); None: cannot tell
+
+    @property
+    def label(self) -> str:
+        build = {True: "PGO build", False: "built without PGO", None: "build flags unknown"}
+        return f"CPython {self.version} from {self.base} ({build[self.optimized]})"
+
+    @classmethod
+    def describe(cls, path: str) -> Interpreter:
+        proc = subprocess.run([path, "-c", _DESCRIBE], capture_output=True, text=True, check=True)
+        info = json.loads(proc.stdout)
+        configure = info["configure"]
+        optimized: bool | None = "--enable-optimizations" in configure
+        if (
+            not optimized
+            and info["base"] in ("/usr", "/usr/local")
+            and "--prefix=/usr" in configure
+        ):
+            optimized = None  # distribution builds (Debian's is PGO+LTO) pass flags elsewhere
+        return cls(info["executable"], info["version"], info["base"], optimized)
+
+
+def _uv() -> list[str]:
+    uv = shutil.which("uv")
+    return [uv] if uv else [sys.executable, "-m", "uv"]
+
+
+def server_interpreter(python: str | None) -> Interpreter:
+    """This interpreter, or a venv on ``python`` with this checkout installed (made once, with
+    uv, under ``.benchmarks/``): the same code, on another CPython build."""
+    if python is None:
+        return Interpreter.describe(sys.executable)
+    given = Interpreter.describe(python)
+    venv = VENVS / f"venv-{Path(given.base).name or 'python'}-{given.version}"
+    venv_python = venv / "bin" / "python"
+    check = (
+        subprocess.run(
+            [str(venv_python), "-c", "import pkjwt, uvloop, httptools; print(pkjwt.__file__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if venv_python.exists()
+        else None
+    )
+    if check is None or check.returncode != 0 or not check.stdout.startswith(str(REPO)):
+        print(f"   preparing {venv} (uv venv + this checkout, once)...", flush=True)
+        subprocess.run([*_uv(), "venv", "-q", "-p", python, str(venv)], check=True)
+        subprocess.run(
+            [*_uv(), "pip", "install", "-q", "--python", str(venv_python), "-e", str(REPO)],
+            check=True,
+        )
+    return Interpreter.describe(str(venv_python))
+
+
 # -- servers ---------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -214,15 +286,22 @@ class Server:
 
 class PkjwtServer(Server):
     def __init__(
-        self, name: str, replay_store: str, workdir: Path, cpus: Sequence[int] | None
+        self,
+        name: str,
+        replay_store: str,
+        workdir: Path,
+        cpus: Sequence[int] | None,
+        python: Interpreter,
     ) -> None:
         super().__init__(
             name,
-            f"pkjwt serve, profile rfc7523bis (all rules), opaque, replay_store {replay_store}",
+            f"pkjwt serve, profile rfc7523bis (all rules), opaque, replay_store {replay_store}; "
+            f"{python.label}",
             workdir,
             cpus,
         )
         self.replay_store = replay_store
+        self.python = python
 
     def start(self, client_jwks: dict[str, Any]) -> None:
         self.port = free_port()
@@ -249,7 +328,7 @@ class PkjwtServer(Server):
             encoding="utf-8",
         )
         self.info = {"config": cfg.read_text(encoding="utf-8"), "replay_store": store}
-        cmd = [sys.executable, "-m", "pkjwt", "serve", "--config", str(cfg)]
+        cmd = [self.python.path, "-m", "pkjwt", "serve", "--config", str(cfg)]
         cmd += ["--port", str(self.port), "--log-level", "warning"]
         self._spawn(cmd)
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -764,6 +843,7 @@ def run(
     mode: Mode | None = None,
     pin: bool = True,
     include: Sequence[str] = (PKJWT, PKJWT_MEMORY, OIDC),
+    python: str | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark, print its tables, return a JSON-serialisable result."""
     mode = mode or (QUICK if quick else FULL)
@@ -775,6 +855,15 @@ def run(
     )
     versions = _versions()
     print("   " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    interpreter = server_interpreter(python)
+    versions["pkjwt server python"] = interpreter.label
+    print(f"   pkjwt servers run on {interpreter.label}: {interpreter.path}")
+    if interpreter.optimized is False:
+        print(
+            "   note: this CPython was built without --enable-optimizations (pyenv's default);"
+            " distribution and Docker builds run pure-Python code faster. "
+            "--server-python /usr/bin/python3 measures the same code on such a build."
+        )
     try:
         wrk_version()
     except WrkMissingError as exc:
@@ -802,9 +891,11 @@ def run(
     servers: list[Server] = []
     for name in names:
         if name == PKJWT:
-            servers.append(PkjwtServer(PKJWT, "sqlite:///", workdir, server_cpus))
+            servers.append(PkjwtServer(PKJWT, "sqlite:///", workdir, server_cpus, interpreter))
         elif name == PKJWT_MEMORY:
-            servers.append(PkjwtServer(PKJWT_MEMORY, "memory://", workdir, server_cpus))
+            servers.append(
+                PkjwtServer(PKJWT_MEMORY, "memory://", workdir, server_cpus, interpreter)
+            )
         elif name == OIDC:
             servers.append(NodeProvider(workdir, server_cpus))
         else:
@@ -993,6 +1084,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join((PKJWT, PKJWT_MEMORY, OIDC)),
         help="comma-separated subset of pkjwt-sqlite,pkjwt-memory,oidc-provider",
     )
+    parser.add_argument(
+        "--server-python",
+        metavar="PATH",
+        help="run the pkjwt servers on this CPython (a venv with this checkout is made under "
+        ".benchmarks/ once); default: the interpreter running the benchmark",
+    )
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     mode = Mode(
@@ -1003,7 +1100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         retries=base.retries if args.retries is None else args.retries,
     )
     include = [s.strip() for s in args.servers.split(",") if s.strip()]
-    result = run(quick=args.quick, mode=mode, pin=not args.no_pin, include=include)
+    result = run(
+        quick=args.quick, mode=mode, pin=not args.no_pin, include=include, python=args.server_python
+    )
     if args.json:
         path = write_json(args.json, {"benchmarks": {NAME: result}})
         print(f"results written to {path}")
