@@ -170,8 +170,14 @@ def _num(value: Any) -> bool:
     )
 
 
+_finding = tuple.__new__  # Finding's generated __new__ is Python code; passes are the hot path
+_NO_HINT_DEFAULT_ERROR = ("", Finding._field_defaults["error"])
+
+
 def _pass(rule: str, code: str, expected: str = "", got: str = "", source: str = "") -> Finding:
-    return Finding(rule, Verdict.PASS, code, expected, got, source)
+    return _finding(
+        Finding, (rule, Verdict.PASS, code, expected, got, source, *_NO_HINT_DEFAULT_ERROR)
+    )
 
 
 def _skip(rule: str, code: str, why: str, source: str = "") -> Finding:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pkjwt import PROFILES, Key, KeySet, Report, RuleContext, Verdict, check, get_profile
 from pkjwt.decode import DecodeError, b64url, decode_compact
+from pkjwt.rules import Finding
 
 from .helpers import (
     AS_TOKEN_URL,
@@ -80,7 +81,16 @@ def test_valid_nhs_assertion_passes_every_rule(rsa_key: Key, nhs_keyset: KeySet)
 
 def test_valid_rfc7523bis_assertion_passes(ec256_key: Key, bis_keys: KeySet) -> None:
     token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims())
-    assert check(token, bis_ctx(bis_keys)).ok
+    report = check(token, bis_ctx(bis_keys))
+    assert report.ok
+    # pass findings are built by a shortcut constructor: they must be whole Findings
+    passes = [f for f in report.findings if f.verdict is Verdict.PASS]
+    assert len(passes) >= 10
+    for f in passes:
+        assert type(f) is Finding
+        assert all((f.expected, f.got, f.source))
+        assert (f.hint, f.error) == ("", "invalid_client")
+        assert f == Finding(*f)
 
 
 def test_without_keys_signature_is_skipped(rsa_key: Key) -> None:
