@@ -342,8 +342,14 @@ def _load_pem(data: bytes, pw: bytes | None, kid: str | None, alg: str | None, o
             native = serialization.load_pem_private_key(data, None)
         except ValueError as exc:
             text = str(exc).lower()
-            if pw is not None and ("decrypt" in text or "password" in text):
-                raise KeyLoadError(f"{origin}: wrong password for the encrypted key") from None
+            # a wrong password usually fails decryption, but about 1 time in 256 the garbage
+            # it yields has valid padding and fails as unparseable key data instead
+            encrypted = b"ENCRYPTED" in data
+            if pw is not None and (encrypted or "decrypt" in text or "password" in text):
+                raise KeyLoadError(
+                    f"{origin}: wrong password for the encrypted key",
+                    hint="if the password is right, the file is corrupt",
+                ) from None
             raise KeyLoadError(
                 f"{origin}: corrupt or unsupported PEM private key",
                 hint="check the file is complete (BEGIN/END lines, no stray characters)",

@@ -171,7 +171,7 @@ def _num(value: Any) -> bool:
 
 
 _finding = tuple.__new__  # Finding's generated __new__ is Python code; passes are the hot path
-_NO_HINT_DEFAULT_ERROR = ("", Finding._field_defaults["error"])
+_NO_HINT_DEFAULT_ERROR = (Finding._field_defaults["hint"], Finding._field_defaults["error"])
 
 
 def _pass(rule: str, code: str, expected: str = "", got: str = "", source: str = "") -> Finding:

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pkjwt.errors import ConfigError
 from pkjwt.keys import Key, jwks
 from pkjwt.server.config import parse_config
 from pkjwt.server.run import run_in_thread
@@ -233,17 +234,22 @@ def test_failed_assertion_does_not_use_up_its_jti(bis: Srv) -> None:
     assert good.status_code == 200, good.text
 
 
-def test_sqlite_replay_store_survives_restart(tmp_path: Path, es256_key: Key) -> None:
+@pytest.mark.parametrize("default_file", [False, True])
+def test_sqlite_replay_store_survives_restart(
+    tmp_path: Path, es256_key: Key, default_file: bool
+) -> None:
     """Use an assertion, stop the server, start a new one on the same SQLite file (and port, so
-    the issuer and aud are the same): the assertion is still rejected."""
+    the issuer and aud are the same): the assertion is still rejected. The default file
+    (``sqlite:///``) is per issuer, so the same issuer finds its file again."""
     db = tmp_path / "r.db"
     cfg = parse_config(
         {
             "profile": "rfc7523bis",
-            "replay_store": f"sqlite:///{db}",
+            "replay_store": "sqlite:///" if default_file else f"sqlite:///{db}",
             "clients": [{"client_id": "c1", "jwks": jwks([es256_key.public()])}],
         }
     )
+    state = {"state_dir": tmp_path / "state"}
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     now = _now()
@@ -257,15 +263,27 @@ def test_sqlite_replay_store_survives_restart(tmp_path: Path, es256_key: Key) ->
         "client_assertion_type": JWT_BEARER,
         "client_assertion": assertion,
     }
-    with run_in_thread(cfg, port=port) as first:
+    with run_in_thread(cfg, port=port, **state) as first:
         assert first.issuer == issuer
         response = httpx.post(first.token_url, data=form, timeout=30)
         assert response.status_code == 200, response.text
         again = httpx.post(first.token_url, data=form, timeout=30)
         assert error_of(again)[2].startswith("R19 ")
-    assert db.exists()
-    with run_in_thread(cfg, port=port) as second:
+    files = sorted(p.name for p in (tmp_path / "state").glob("*.sqlite3"))
+    assert db.exists() != default_file
+    assert len(files) == int(default_file)
+    with run_in_thread(cfg, port=port, **state) as second:
         response = httpx.post(second.token_url, data=form, timeout=30)
+        if default_file:  # another issuer alongside: its own default file, no conflict
+            with run_in_thread(cfg, port=free_port(), **state):
+                pass
+        else:  # one named file, write-behind: one process only, and it says so
+            with (
+                pytest.raises(ConfigError, match="in use by another process"),
+                run_in_thread(cfg, port=free_port(), **state),
+            ):
+                pass
+    assert len(list((tmp_path / "state").glob("*.sqlite3"))) == 2 * int(default_file)
     status, error, description = error_of(response)
     assert (status, error) == (400, "invalid_client"), response.text
     assert description.startswith("R19 "), description

@@ -13,6 +13,7 @@ from pkjwt.server.replay import (
     ExpiringSet,
     MemoryReplayStore,
     SqliteReplayStore,
+    describe_store,
     open_replay_store,
     replay_key,
 )
@@ -73,10 +74,30 @@ def test_a_key_added_again_after_expiry_survives_the_purge_of_its_old_bucket():
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [(("a:b", "c"), ("a", "b:c")), (("1:a", "b"), ("1", ":ab")), (("c", "\udcff"), ("c", "?"))],
+    [
+        (("a:b", "c"), ("a", "b:c")),
+        (("1:a", "b"), ("1", ":ab")),
+        (("c", "\udcff"), ("c", "?")),
+        (("c", "\ud800"), ("c", "\\xed\\xa0\\x80")),
+        (("\ud800", "jti"), ("\\", "xed\\xa0\\x80jti")),
+    ],
 )
 def test_replay_keys_never_collide(a, b):
     assert replay_key(*a) != replay_key(*b)
+    store = MemoryReplayStore()
+    assert store.add(*a, 2e9)
+    assert store.add(*b, 2e9)
+
+
+def test_lone_surrogates_survive_a_restart_exactly(tmp_path):
+    clock = Clock()
+    first = SqliteReplayStore(tmp_path / "r.db", clock)
+    assert first.add("c", "\ud800x", clock.now + 60)
+    first.close()
+    second = SqliteReplayStore(tmp_path / "r.db", clock)
+    assert not second.add("c", "\ud800x", clock.now + 60)
+    assert second.add("c", "\\xed\\xa0\\x80x", clock.now + 60)  # its old escaped spelling
+    second.close()
 
 
 def test_expiring_set_stays_invisible_to_the_garbage_collector():
@@ -100,21 +121,43 @@ def test_sqlite_close_commits_and_a_new_store_still_refuses(tmp_path, interval):
     second.close()
 
 
-def test_sqlite_group_commit_still_refuses_replays_across_processes(tmp_path):
-    # two stores on one file stand for two server processes: SQLite's single writer makes
-    # the second wait for the first's commit, then it sees the row
-    path = tmp_path / "shared.db"
-    clock = Clock()
-    a = SqliteReplayStore(path, clock, commit_interval=0.05)
-    b = SqliteReplayStore(path, clock, commit_interval=0.05)
-    results: list[bool] = []
-    assert a.add("c", "same", clock.now + 60)
-    thread = threading.Thread(target=lambda: results.append(b.add("c", "same", clock.now + 60)))
-    thread.start()
-    thread.join(timeout=15)
-    assert results == [False]
+@pytest.mark.parametrize(("first", "second"), [(0.05, 0.05), (0.05, 0), (0, 0.05)])
+def test_a_write_behind_store_will_not_share_its_file(tmp_path, first, second):
+    # a write-behind process would not see other processes' jtis in time, nor they its
+    path = tmp_path / "r.db"
+    a = SqliteReplayStore(path, commit_interval=first)
+    with pytest.raises(ConfigError) as err:
+        SqliteReplayStore(path, commit_interval=second)
+    assert "in use by another process" in str(err.value)
+    assert "commit_interval=0" in (err.value.hint or "")
     a.close()
-    b.close()
+    SqliteReplayStore(path, commit_interval=second).close()  # free again once a is closed
+
+
+def test_shared_stores_under_concurrent_load_all_make_progress(tmp_path):
+    # two processes hammering one file: each write takes the writer lock only briefly
+    path = tmp_path / "r.db"
+    stores = [SqliteReplayStore(path, commit_interval=0) for _ in range(2)]
+    results: dict[int, list[bool]] = {0: [], 1: []}
+    errors: list[BaseException] = []
+
+    def hammer(i: int) -> None:
+        try:
+            for n in range(300):
+                results[i].append(stores[i].add("c", f"{n}", 2e9))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    # every jti was accepted exactly once across the two
+    assert [a + b for a, b in zip(results[0], results[1], strict=True)] == [1] * 300
+    for store in stores:
+        store.close()
 
 
 def test_sqlite_url_forms(tmp_path, monkeypatch):
@@ -128,13 +171,36 @@ def test_sqlite_url_forms(tmp_path, monkeypatch):
     absolute.close()
     with pytest.raises(ConfigError):
         open_replay_store("sqlite:///x.db?commit_interval=soon")
+    with pytest.raises(ConfigError) as err:
+        open_replay_store("sqlite:///x.db?commit_intreval=0")
+    assert "commit_intreval" in str(err.value)
     with pytest.raises(ConfigError):
         open_replay_store("postgres://nope")
 
 
+@pytest.mark.parametrize("interval", ["nan", "inf", "-1", "61"])
+def test_commit_intervals_that_would_wedge_the_store_are_refused(tmp_path, interval):
+    with pytest.raises(ConfigError) as err:
+        open_replay_store(f"sqlite:///{tmp_path / 'r.db'}?commit_interval={interval}")
+    assert "commit_interval must be 0-60 seconds" in str(err.value)
+
+
+def test_the_store_is_described_for_the_start_banner(tmp_path):
+    behind = SqliteReplayStore(tmp_path / "a.db")
+    shared_ = SqliteReplayStore(tmp_path / "b.db", commit_interval=0)
+    assert describe_store(behind) == (
+        f"sqlite {tmp_path / 'a.db'} (written every 50 ms, this process only)"
+    )
+    assert "committed before each answer, shareable" in describe_store(shared_)
+    assert describe_store(MemoryReplayStore()) == "memory (forgotten on exit)"
+    behind.close()
+    shared_.close()
+
+
 def _rows(path):
     with sqlite3.connect(path) as db:
-        return db.execute("SELECT key, expires_at FROM jti_log ORDER BY seq").fetchall()
+        rows = db.execute("SELECT key, expires_at FROM jti_log ORDER BY seq").fetchall()
+    return [(key.decode("utf-8", "surrogatepass"), until) for key, until in rows]
 
 
 def test_sqlite_log_is_append_only_and_purged_after_expiry(tmp_path):
@@ -200,6 +266,11 @@ class FailingInserts:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
+    def execute(self, sql: str, *args):
+        if sql.startswith("INSERT"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
     def executemany(self, sql: str, *args):
         raise sqlite3.OperationalError("database or disk is full")
 
@@ -207,22 +278,61 @@ class FailingInserts:
         return getattr(self.db, name)
 
 
-def test_a_failed_write_is_logged_kept_and_retried_without_losing_other_rows(shared, caplog):
-    a, b, clock, path = shared
+def test_a_shared_store_fails_the_request_when_it_cannot_write(shared):
+    a, b, clock, _ = shared
     real = a._db
     a._db = FailingInserts(real)
-    assert a.add("c", "x", clock.now + 60)  # accepted: memory is the authority here
-    assert "could not record 1 jti(s)" in caplog.text
-    assert "x" not in caplog.text.split("could not record")[1]  # no jti in the log
+    with pytest.raises(sqlite3.OperationalError):
+        a.add("c", "x", clock.now + 60)  # the endpoint answers server_error; nothing accepted
     assert not real.in_transaction  # the writer lock is released for other processes
-    assert not a.add("c", "x", clock.now + 60)  # still refused in this process
     a._db = real
     assert b.add("c", "from-b", clock.now + 60)  # takes the sequence number a rolled back
     assert not a.add("c", "from-b", clock.now + 60)  # ...and a still sees it
-    assert a.add("c", "y", clock.now + 60)  # this commit also writes the kept "x"
-    c = SqliteReplayStore(path, clock)
-    assert not c.add("c", "x", clock.now + 60)
-    c.close()
+    assert a.add("c", "x", clock.now + 60)  # x was never accepted, so it may be now
+    assert not b.add("c", "x", clock.now + 60)
+
+
+def test_a_write_behind_store_keeps_failed_batches_logs_once_and_retries(tmp_path, caplog):
+    path = tmp_path / "r.db"
+    clock = Clock()
+    store = SqliteReplayStore(path, clock, commit_interval=30)  # flushed by hand below
+    real = store._db
+    store._db = FailingInserts(real)
+    assert store.add("c", "x", clock.now + 60)
+    store._flush()
+    store._flush()
+    warnings = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "1 jti(s) kept in memory" in warnings[0]
+    assert "x" not in warnings[0].split("(")[0]  # no jti in the log line
+    assert not real.in_transaction
+    assert not store.add("c", "x", clock.now + 60)  # still refused in this process
+    store._db = real
+    assert store.add("c", "y", clock.now + 60)
+    store._flush()
+    assert any("writing again" in r.getMessage() for r in caplog.records)
+    assert sorted(k for k, _ in _rows(path)) == [replay_key("c", "x"), replay_key("c", "y")]
+    store.close()
+
+
+def test_the_flusher_thread_survives_an_unexpected_error(tmp_path, caplog):
+    store = SqliteReplayStore(tmp_path / "r.db", commit_interval=0.01)
+    calls: list[int] = []
+
+    def boom() -> None:
+        calls.append(1)
+        raise RuntimeError("surprise")
+
+    store._flush = boom  # type: ignore[method-assign]
+    deadline = threading.Event()
+    for _ in range(500):
+        if len(calls) >= 3:
+            break
+        deadline.wait(0.01)
+    assert len(calls) >= 3  # it kept running after the first error
+    assert "flush failed" in caplog.text
+    del store._flush
+    store.close()
 
 
 def test_sequence_numbers_are_never_reused_after_a_purge(shared):

@@ -37,10 +37,10 @@ def command(config_path: str, host: str, port: int, log_level: str) -> None:
             err=True,
         )
 
-    def announce(issuer: str) -> None:
+    def announce(issuer: str, replay_store: str) -> None:
         click.echo(
-            f"pkjwt serve: profile {config.profile.name}, {len(config.clients)} client(s), "
-            f"replay store {config.replay_store}\n"
+            f"pkjwt serve: profile {config.profile.name}, {len(config.clients)} client(s)\n"
+            f"  replay store    {replay_store}\n"
             f"  issuer          {issuer}\n"
             f"  token endpoint  {issuer}/oauth2/token\n"
             f"  metadata        {issuer}/.well-known/oauth-authorization-server",

@@ -7,6 +7,7 @@ handler turns surprises into ``server_error`` with nothing but the code in the b
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import tempfile
@@ -157,8 +158,12 @@ def create_app(
 ) -> Starlette:
     """Build the server. ``issuer`` defaults to the config's; ``record`` bounds the request log."""
     iss = (issuer or config.issuer or "http://127.0.0.1:8080").rstrip("/")
+    # the default file is per issuer: assertions name their issuer in aud, so only a restart
+    # of the same issuer can see a replay, and servers on other ports never share a file
     store = replay or open_replay_store(
-        config.replay_store, default_dir=state_dir or Path(tempfile.gettempdir()) / "pkjwt"
+        config.replay_store,
+        default_dir=state_dir or Path(tempfile.gettempdir()) / "pkjwt",
+        default_name=f"replay-{hashlib.sha256(iss.encode()).hexdigest()[:16]}.sqlite3",
     )
     state = ServerState(config, issuer=iss, replay=store, clock=clock, record=record)
     nhs = config.profile.name == "nhs"

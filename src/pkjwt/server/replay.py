@@ -7,19 +7,32 @@ restart does not reopen a replay window; memory is for tests and benchmarks; a R
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
+import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 from urllib.parse import parse_qsl
 
 from ..errors import ConfigError
 
-__all__ = ["MemoryReplayStore", "ReplayStore", "SqliteReplayStore", "open_replay_store"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "MemoryReplayStore",
+    "ReplayStore",
+    "SqliteReplayStore",
+    "describe_store",
+    "open_replay_store",
+]
 
 
 class ReplayStore(Protocol):
@@ -31,19 +44,27 @@ class ReplayStore(Protocol):
 
 
 def replay_key(client_id: str, jti: str) -> str:
-    """One string per (client_id, jti) pair, unambiguous whatever either holds."""
-    # the length prefix keeps ("a:b", "c") and ("a", "b:c") apart; lone surrogates (legal in
-    # JSON strings) become escapes so the key is valid UTF-8 text for SQLite
-    key = f"{len(client_id)}:{client_id}{jti}"
-    return key.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+    """One string per (client_id, jti) pair: the length prefix keeps ("a:b", "c") and
+    ("a", "b:c") apart, whatever either holds (lone surrogates included)."""
+    return f"{len(client_id)}:{client_id}{jti}"
+
+
+def _blob(key: str) -> bytes:
+    # JSON strings may hold lone surrogates: stored as bytes, they round-trip exactly
+    return key.encode("utf-8", "surrogatepass")
+
+
+def _unblob(raw: bytes | str) -> str:
+    return raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "surrogatepass")
 
 
 class ExpiringSet:
     """Keys with an expiry, in memory; expired keys leave one second's bucket at a time.
 
-    A ``dict[str, float]`` plus per-second buckets rather than a heap of tuples: a dict of
-    strings and floats is invisible to the cyclic garbage collector, so a few hundred thousand
-    live entries cost no GC pauses, and purging is a bucket pop, not a heap walk.
+    A ``dict[str, float]`` plus per-second buckets rather than a heap of tuples: the dict of
+    strings and floats is invisible to the cyclic garbage collector and each bucket is one
+    list, so a few hundred thousand live entries add a few hundred objects for it to walk, not
+    a million; purging is a bucket pop, not a heap walk.
     """
 
     __slots__ = ("_buckets", "_seconds", "_until")
@@ -71,6 +92,11 @@ class ExpiringSet:
             bucket = self._buckets[second] = []
             heapq.heappush(self._seconds, second)
         bucket.append(key)
+
+    def admits(self, key: str, now: float) -> bool:
+        """True if ``key`` is not live (purging one expired bucket on the way)."""
+        self.purge(now)
+        return not self.live(key, now)
 
     def purge(self, now: float) -> None:
         """Drop the oldest bucket if all of it has expired (called once per insert)."""
@@ -102,41 +128,47 @@ class MemoryReplayStore:
         key = replay_key(client_id, jti)
         now = self._clock()
         with self._lock:
-            seen = self._seen
-            seen.purge(now)
-            if seen.live(key, now):
+            if not self._seen.admits(key, now):
                 return False
-            seen.put(key, expires_at)
+            self._seen.put(key, expires_at)
             return True
 
     def close(self) -> None:
         self._seen.clear()
 
 
-#: rows deleted per purge statement; a full batch means more are due, so the next commit
+#: rows deleted per purge statement; a full batch means more are due, so the next write
 #: purges again instead of waiting a second (a backlog drains without one long stall)
 _PURGE_BATCH = 2000
+#: seconds a write waits for SQLite's writer lock before it fails
+_BUSY_TIMEOUT = 10.0
 
 log = logging.getLogger("pkjwt.server")
 
 
 class SqliteReplayStore:
-    """An in-memory index in front of an append-only SQLite log (WAL mode), written behind.
+    """An in-memory index in front of an append-only SQLite log (WAL mode).
 
     Why a log: jtis are random, so a table keyed by jti puts every insert on a random B-tree
     page, and each commit then writes (and each checkpoint copies) one page per insert. The log
-    is keyed by an increasing sequence number, so a batch of inserts fills the same few pages;
-    the lookup happens in memory. Why behind: a request only records its pair in memory and in a
-    pending list; every ``commit_interval`` seconds one ``executemany`` and one commit write the
-    batch (measured under load: an insert per request cost as much as all the other rules).
+    is keyed by an increasing sequence number, so inserts fill the same few pages; lookups
+    happen in memory. A restart reloads every unexpired row.
 
-    Atomicity across processes: the first insert of a batch opens a write transaction (SQLite's
-    one writer lock) and reads every row other processes appended since it last looked; the
-    lock is held until the batch is committed. A second server process on the same file
-    therefore waits for the first one's commit, then sees its rows before it decides: replays
-    are caught across processes. A restart reloads the unexpired rows. A graceful stop commits;
-    a hard crash can forget the last ``commit_interval`` of jtis. ``commit_interval=0`` commits
-    every insert before answering.
+    Two modes, chosen by ``commit_interval``:
+
+    * ``> 0`` (default 0.05 s), write-behind: a request only records its pair in memory and in
+      a pending list; a flusher thread writes the batch with one ``executemany`` and one commit
+      every ``commit_interval`` seconds (measured under load: an insert per request cost as much
+      as all the other rules). The process must be the file's only user, and an exclusive lock
+      on ``PATH.lock`` makes sure of it. A process crash forgets at most the last interval.
+    * ``0``, shared: every new pair is written and committed before the answer, inside SQLite's
+      writer lock, after reading the rows other processes appended: any number of processes
+      may share the file (each holds a shared lock on ``PATH.lock``), and a replay sent to
+      two of them is refused by one. A write that fails fails the request.
+
+    Mixing the modes on one file is refused at start: a write-behind process would not see the
+    others' jtis in time, nor they its. (``PATH.lock`` uses ``flock``; where it is missing, as on
+    Windows, nothing enforces this.)
     """
 
     def __init__(
@@ -146,34 +178,62 @@ class SqliteReplayStore:
         *,
         commit_interval: float = 0.05,
     ) -> None:
+        if not (math.isfinite(commit_interval) and 0 <= commit_interval <= 60):
+            raise ConfigError(
+                f"replay store {path}: commit_interval must be 0-60 seconds, "
+                f"got {commit_interval!r}"
+            )
         self.path = str(path)
         self._clock = clock
         self._lock = threading.Lock()
         self.commit_interval = commit_interval
+        self.write_behind = commit_interval > 0
         self._seen = ExpiringSet()
         self._pending: list[tuple[str, float]] = []
         #: the highest sequence number read or written; rows above it are news
-        self._last_seq = self._tx_seq = 0
-        self._in_tx = False
+        self._last_seq = 0
         self._next_purge = 0.0
+        self._failing = False
+        self._file_lock = _lock_file(self.path + ".lock", exclusive=self.write_behind)
         try:
             self._db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=10
+                self.path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT
             )
+        except sqlite3.Error as exc:
+            self._file_lock.close()
+            raise ConfigError(f"replay store {self.path}: {exc}") from None
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("BEGIN IMMEDIATE")
-            self._create_schema()
-            self._read_log(self._clock())
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._create_schema()
+                self._read_log(self._clock())
         except sqlite3.Error as exc:
+            self._db.close()
+            self._file_lock.close()
             raise ConfigError(f"replay store {self.path}: {exc}") from None
         self._closed = threading.Event()
-        if commit_interval > 0:
+        if self.write_behind:
             threading.Thread(target=self._flusher, name="pkjwt-replay-flush", daemon=True).start()
 
     def __len__(self) -> int:
         return len(self._seen)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """SQLite's writer lock for one write; rolled back (and re-raised) on any failure."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        last_seq = self._last_seq
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            # the sequence numbers of a rolled-back write go to whoever writes next: look again
+            self._last_seq = last_seq
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     def _create_schema(self) -> None:
         db = self._db
@@ -181,7 +241,7 @@ class SqliteReplayStore:
         # "rows above the last one I saw" stays a correct question for every process
         db.execute(
             "CREATE TABLE IF NOT EXISTS jti_log (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " key TEXT NOT NULL, expires_at REAL NOT NULL)"
+            " key BLOB NOT NULL, expires_at REAL NOT NULL)"
         )
         db.execute("CREATE INDEX IF NOT EXISTS jti_log_expiry ON jti_log (expires_at)")
         # the first layout (one row per pair, keyed by it): carry its live rows over
@@ -193,7 +253,7 @@ class SqliteReplayStore:
             ).fetchall()
             db.executemany(
                 "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
-                ((replay_key(c, j), e) for c, j, e in rows),
+                ((_blob(replay_key(c, j)), e) for c, j, e in rows),
             )
             db.execute("DROP TABLE seen_jti")
 
@@ -204,112 +264,155 @@ class SqliteReplayStore:
             (self._last_seq,),
         )
         seen = self._seen
-        for seq, key, expires_at in rows:
+        for seq, raw, expires_at in rows:
+            key = _unblob(raw)
             if expires_at > now and not seen.live(key, now):
                 seen.put(key, expires_at)
             self._last_seq = seq
 
-    def _flusher(self) -> None:
-        while not self._closed.wait(self.commit_interval):
-            with self._lock:
-                if not self._closed.is_set():
-                    self._flush()
-
-    def _flush(self) -> None:
-        """Commit the open batch, or retry one whose commit failed."""
-        if not self._in_tx:
-            if not self._pending:
-                return
-            try:
-                self._begin(self._clock())
-            except sqlite3.Error as exc:
-                log.warning("replay store %s: %s (will retry)", self.path, exc)
-                return
-        self._commit()
-
-    def _begin(self, now: float) -> None:
-        """Take the writer lock and catch up with other processes (raises if that fails)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        self._in_tx = True
-        self._tx_seq = self._last_seq
-        try:
-            self._read_log(now)
-        except sqlite3.Error:
-            self._rollback()
-            raise
-
-    def _rollback(self) -> None:
-        # the sequence numbers of a rolled-back batch go to whoever writes next: look again
-        self._last_seq = self._tx_seq
-        self._in_tx = False
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-
-    def _commit(self) -> None:
-        """Write the pending batch and release the writer lock. A failure keeps the batch for
-        the next attempt (the pairs stay refused in memory meanwhile) and is logged."""
-        db = self._db
-        pending = self._pending
-        try:
-            now = self._clock()
-            if now >= self._next_purge:
-                deleted = db.execute(
-                    "DELETE FROM jti_log WHERE seq IN (SELECT seq FROM jti_log "
-                    "WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
-                    (now, _PURGE_BATCH),
-                ).rowcount
-                self._next_purge = now if deleted >= _PURGE_BATCH else now + 1
-            if pending:
-                db.executemany("INSERT INTO jti_log (key, expires_at) VALUES (?, ?)", pending)
-                (last,) = db.execute("SELECT last_insert_rowid()").fetchone()
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            now = self._clock()
-            self._pending = [row for row in pending if row[1] > now]
-            log.warning(
-                "replay store %s: could not record %d jti(s), will retry: %s",
-                self.path,
-                len(self._pending),
-                exc,
-            )
+    def _purge(self, now: float) -> None:
+        if now < self._next_purge:
             return
-        if pending:
-            self._last_seq = last
-            pending.clear()
-        self._in_tx = False
+        deleted = self._db.execute(
+            "DELETE FROM jti_log WHERE seq IN (SELECT seq FROM jti_log "
+            "WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
+            (now, _PURGE_BATCH),
+        ).rowcount
+        self._next_purge = now if deleted >= _PURGE_BATCH else now + 1
 
     def add(self, client_id: str, jti: str, expires_at: float) -> bool:
         key = replay_key(client_id, jti)
         now = self._clock()
         with self._lock:
-            if not self._in_tx:
-                self._begin(now)
             seen = self._seen
-            seen.purge(now)
-            fresh = not seen.live(key, now)
-            if fresh:
+            if not seen.admits(key, now):
+                return False
+            if self.write_behind:
                 seen.put(key, expires_at)
                 self._pending.append((key, expires_at))
-            if self.commit_interval <= 0:
-                self._commit()  # no flusher: never keep the writer lock past this call
-            return fresh
+                return True
+            with self._transaction() as db:
+                self._read_log(now)
+                if seen.live(key, now):  # another process took it first
+                    return False
+                self._purge(now)
+                cur = db.execute(
+                    "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)", (_blob(key), expires_at)
+                )
+            assert cur.lastrowid is not None
+            self._last_seq = cur.lastrowid
+            seen.put(key, expires_at)
+            return True
+
+    # -- write-behind --------------------------------------------------------------------------
+    def _flusher(self) -> None:
+        while not self._closed.wait(self.commit_interval):
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                try:
+                    self._flush()
+                except Exception:  # the thread must outlive any surprise; the next turn retries
+                    log.exception("replay store %s: flush failed", self.path)
+
+    def _flush(self) -> None:
+        """Write the pending batch. A failure keeps it (pairs stay refused in memory, but a
+        restart would forget them) and is logged once, as is the recovery."""
+        now = self._clock()
+        pending = self._pending
+        if not pending and now < self._next_purge:
+            return
+        try:
+            with self._transaction() as db:
+                self._purge(now)
+                if pending:
+                    db.executemany(
+                        "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
+                        [(_blob(key), until) for key, until in pending],
+                    )
+        except sqlite3.Error as exc:
+            self._pending = [row for row in pending if row[1] > now]
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "replay store %s: cannot write (%s); %d jti(s) kept in memory, retrying "
+                    "every %g s; a restart now would forget them",
+                    self.path,
+                    exc,
+                    len(self._pending),
+                    self.commit_interval,
+                )
+            return
+        pending.clear()
+        if self._failing:
+            self._failing = False
+            log.warning("replay store %s: writing again", self.path)
 
     def close(self) -> None:
         with self._lock:
+            if self._closed.is_set():
+                return
             self._closed.set()
-            self._flush()
+            if self.write_behind:
+                self._flush()
             self._db.close()
+            self._file_lock.close()
 
 
-def open_replay_store(url: str, *, default_dir: Path | None = None) -> ReplayStore:
-    """``memory://`` or ``sqlite:///PATH`` (``sqlite:///`` alone: a file in ``default_dir``)."""
+def _lock_file(path: str, *, exclusive: bool) -> IO[bytes]:
+    """Hold ``path`` locked (exclusive for a write-behind store, shared otherwise) until the
+    returned file is closed; the system releases it if the process dies."""
+    try:
+        handle = open(path, "ab")  # noqa: SIM115 - held for the store's lifetime
+    except OSError as exc:
+        raise ConfigError(f"replay store lock {path}: {exc.strerror}") from None
+    if fcntl is None:  # pragma: no cover - Windows
+        return handle
+    try:
+        fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        store = path.removesuffix(".lock")
+        raise ConfigError(
+            f"replay store {store} is in use by another process"
+            + (" with group commit" if not exclusive else ""),
+            hint="processes sharing one replay store file must all use "
+            f"sqlite:///{store}?commit_interval=0 (each commits before answering); "
+            "or give each process its own file",
+        ) from None
+    return handle
+
+
+def describe_store(store: ReplayStore) -> str:
+    """What the server announces at start: where the jtis go, and how durably."""
+    if isinstance(store, SqliteReplayStore):
+        mode = (
+            f"written every {store.commit_interval * 1000:g} ms, this process only"
+            if store.write_behind
+            else "committed before each answer, shareable"
+        )
+        return f"sqlite {store.path} ({mode})"
+    if isinstance(store, MemoryReplayStore):
+        return "memory (forgotten on exit)"
+    return type(store).__name__
+
+
+def open_replay_store(
+    url: str, *, default_dir: Path | None = None, default_name: str = "pkjwt-replay.sqlite3"
+) -> ReplayStore:
+    """``memory://`` or ``sqlite:///PATH[?commit_interval=S]`` (``sqlite:///`` alone: the file
+    ``default_name`` in ``default_dir``)."""
     if url.startswith("memory://"):
         return MemoryReplayStore()
     if url.startswith("sqlite://"):
         path, _, query = url[len("sqlite://") :].partition("?")
-        options = dict(parse_qsl(query))
+        options = dict(parse_qsl(query, keep_blank_values=True))
+        unknown = sorted(set(options) - {"commit_interval"})
+        if unknown:
+            raise ConfigError(
+                f"replay_store: unknown option {unknown[0]!r}",
+                hint="the one option is ?commit_interval=SECONDS (0: commit before answering)",
+            )
         try:
             interval = float(options.get("commit_interval", 0.05))
         except ValueError:
@@ -317,7 +420,7 @@ def open_replay_store(url: str, *, default_dir: Path | None = None) -> ReplaySto
         if path in ("", "/"):
             base = default_dir or Path.cwd()
             base.mkdir(parents=True, exist_ok=True)
-            return SqliteReplayStore(base / "pkjwt-replay.sqlite3", commit_interval=interval)
+            return SqliteReplayStore(base / default_name, commit_interval=interval)
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
         return SqliteReplayStore(
             path[1:] if path.startswith("/") else path, commit_interval=interval

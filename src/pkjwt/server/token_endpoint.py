@@ -256,16 +256,18 @@ class TokenFastPath:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         chunks: list[bytes] = []
-        size = 0
+        kept = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size <= MAX_BODY + 1:
+            # keep at most MAX_BODY + 1 bytes: enough for the endpoint to see "too large"
+            if kept <= MAX_BODY:
+                chunk = chunk[: MAX_BODY + 1 - kept]
                 chunks.append(chunk)
+                kept += len(chunk)
             more = message.get("more_body", False)
         reply = await self.endpoint.handle(scope["method"], headers, b"".join(chunks))
         raw = [_raw_header(h) for h in reply.headers]
