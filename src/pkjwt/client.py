@@ -35,7 +35,7 @@ from .keys import Key, load_key
 from .manager import CacheKey, TokenManager
 from .profiles import JWT_BEARER, LEGACY, NHS, RFC7523BIS, Profile, get_profile
 from .retry import RetryPolicy
-from .signing import Signer, asign
+from .signing import Signer, asign, require_private
 from .stores import TokenStore
 from .tokens import DEFAULT_LIFETIME, Token, parse_token_response
 
@@ -188,6 +188,7 @@ class TokenClient:
                 self._signer = key
             else:
                 self._key = load_key(key, kid=kid, password=key_password, alg=alg)
+                require_private(self._key)
         self.auth_method: AuthMethod = auth_method or (
             "private_key_jwt" if key is not None else "client_secret_basic"
         )
@@ -212,7 +213,8 @@ class TokenClient:
         self._ahttp_loop: asyncio.AbstractEventLoop | None = None
         self._http_lock = threading.Lock()
 
-        #: what a cached token is for: every input that changes the token
+        #: what a cached token is for: every input that changes the token, the credential
+        #: included (another key, kid or secret must fetch, not reuse what the old one got)
         self.cache_key: CacheKey = (
             self._token_url or self.issuer or "",
             self.client_id,
@@ -221,7 +223,16 @@ class TokenClient:
             self.audience or "",
             self.auth_method,
             tuple(sorted(self.extra_params.items())),
+            self._credential_id(),
         )
+
+    def _credential_id(self) -> str:
+        if self._key is not None:
+            return f"key:{self._key.thumbprint()}:{self._key.kid}:{self._key.alg}"
+        if self._signer is not None:
+            return f"signer:{self._signer.kid}:{self._signer.alg}"
+        # a digest, never the secret: cache keys name files and may be shown
+        return "secret:" + hashlib.sha256((self._secret or "").encode()).hexdigest()[:16]
 
     # -- public API -----------------------------------------------------------------------------
     @property

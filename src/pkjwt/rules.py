@@ -324,14 +324,16 @@ def _r9_key(s: _State) -> Finding:
         )
     alg = header.get("alg")
     if alg not in key.algs:
-        return _fail(
-            "R9",
-            "key.type_mismatch",
-            f"an alg the key can do ({', '.join(key.algs)})",
-            _show(alg),
-            SRC_R9,
-            f"key {key.kid!r} is {key.kty}; sign with {key.alg}",
-        )
+        if key.alg_pinned:  # the JWK names its alg: the key could, the registration won't
+            expected = f"alg {key.alg} (the registered JWK's alg)"
+            hint = (
+                f"key {key.kid!r} is registered for {key.alg} only: sign with {key.alg} "
+                f"(pkjwt: --alg {key.alg}), or register the key without alg"
+            )
+        else:
+            expected = f"an alg the key can do ({', '.join(key.algs)})"
+            hint = f"key {key.kid!r} is {key.kty}; sign with {key.alg}"
+        return _fail("R9", "key.type_mismatch", expected, _show(alg), SRC_R9, hint)
     if key.kty == "RSA" and key.size < profile.min_rsa_bits:
         return _fail(
             "R9", "key.too_small", f"RSA >= {profile.min_rsa_bits} bits", str(key.size), SRC_R9

@@ -41,6 +41,15 @@ class AsyncSigner(Signer, Protocol):
     async def asign(self, data: bytes) -> bytes: ...
 
 
+def require_private(key: Key) -> None:
+    """Refuse a public key where one must sign (before, not at, the first token request)."""
+    if not key.is_private:
+        raise KeyLoadError(
+            f"{key.describe()} is a public key; signing needs the private key",
+            hint="pass the private key file (the JWKS or public PEM is what you publish)",
+        )
+
+
 class LocalSigner:
     """Signs with a local private :class:`~pkjwt.keys.Key`, parsed once.
 
@@ -50,11 +59,7 @@ class LocalSigner:
     __slots__ = ("_alg", "_impl", "_jose", "key")
 
     def __init__(self, key: Key, alg: str | None = None) -> None:
-        if not key.is_private:
-            raise KeyLoadError(
-                f"{key.describe()} is a public key; signing needs the private key",
-                hint="pass the private key file (the JWKS or public PEM is what you publish)",
-            )
+        require_private(key)
         alg = alg or key.alg
         if alg not in key.algs:
             raise KeyLoadError(

@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from pkjwt import TokenManager
-from pkjwt.errors import ServerError
+from pkjwt.errors import KeyLoadError, ServerError
+from pkjwt.keys import generate_key
 
 LIFETIME = 600
 LEEWAY = 30  # TokenManager's default, at most 10% of the lifetime
@@ -185,3 +186,26 @@ def test_cache_key_differs_by_extra_params(server, make_client, clock):
     assert [r.form["audience"] for r in server.token_requests][:1] == [["https://api-a"]]
     assert server.token_count == 2, "the second client got the first client's token"
     assert a.access_token != b.access_token
+
+
+def test_cache_key_differs_by_credential(server, make_client, clock):
+    """Another key (or kid) must sign and fetch, not reuse the token the old key got: a CI
+    check "does my new key work?" must not pass on a cached token."""
+    shared = TokenManager(clock=clock)
+    first = make_client(manager=shared).get_token()
+    assert make_client(manager=shared).get_token() is first  # same credential: cached
+    make_client(key=generate_key("RS512", size=2048, kid="other"), manager=shared).get_token()
+    make_client(kid="renamed", manager=shared).get_token()
+    assert server.token_count == 3
+
+
+def test_secrets_never_appear_in_cache_keys(make_client, drop):
+    client = make_client(
+        key=drop, auth_method="client_secret_basic", client_secret="s3cret-value", profile=drop
+    )
+    assert "s3cret-value" not in repr(client.cache_key)
+
+
+def test_a_public_key_is_refused_before_the_cache_is_consulted(make_client, nhs_key):
+    with pytest.raises(KeyLoadError, match="is a public key; signing needs the private key"):
+        make_client(key=nhs_key.public())

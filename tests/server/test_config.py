@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,26 @@ def test_serve_with_missing_config_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--config", str(tmp_path / "none.toml")])
     assert result.exit_code == 2
     assert sum(1 for line in result.stderr.splitlines() if line.startswith("error:")) == 1
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path, es256_key: Key) -> None:
+    path = tmp_path / "ok.toml"
+    inline = json.dumps(json.dumps(jwks([es256_key.public()])))
+    path.write_text(f'replay_store = "memory://"\n[[clients]]\nclient_id = "c"\njwks = {inline}\n')
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "--config", str(path), "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    assert "--port 0" in result.stderr
+    assert "internal error" not in result.output
+
+
+def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--config", "x.toml", "--port", "70000"])
+    assert result.exit_code == 2
+    assert "70000" in result.output
+    assert "Traceback" not in result.output

@@ -239,8 +239,8 @@ def test_sqlite_replay_store_survives_restart(
     tmp_path: Path, es256_key: Key, default_file: bool
 ) -> None:
     """Use an assertion, stop the server, start a new one on the same SQLite file (and port, so
-    the issuer and aud are the same): the assertion is still rejected. The default file
-    (``sqlite:///``) is per issuer, so the same issuer finds its file again."""
+    the issuer and aud are the same): the assertion is still rejected. With the default file
+    (``sqlite:///``) too; a second server running alongside falls back to a file of its own."""
     db = tmp_path / "r.db"
     cfg = parse_config(
         {
@@ -274,7 +274,7 @@ def test_sqlite_replay_store_survives_restart(
     assert len(files) == int(default_file)
     with run_in_thread(cfg, port=port, **state) as second:
         response = httpx.post(second.token_url, data=form, timeout=30)
-        if default_file:  # another issuer alongside: its own default file, no conflict
+        if default_file:  # another issuer alongside: the shared file is taken, so its own
             with run_in_thread(cfg, port=free_port(), **state):
                 pass
         else:  # one named file, write-behind: one process only, and it says so

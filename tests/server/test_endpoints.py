@@ -231,7 +231,10 @@ def test_echo_without_valid_token(bis: Srv, authorization: str | None) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     response = bis.http.get(bis.issuer + "/echo", headers=headers)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer")
+    # RFC 6750 3.1: no credentials at all get a challenge without an error code
+    assert ("error=" in challenge) == (authorization is not None)
 
 
 def test_health(generic: Srv) -> None:

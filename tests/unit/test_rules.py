@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pkjwt import PROFILES, Key, KeySet, Report, RuleContext, Verdict, check, get_profile
 from pkjwt.decode import DecodeError, b64url, decode_compact
+from pkjwt.keys import load_jwks
 from pkjwt.rules import Finding
 
 from .helpers import (
@@ -233,6 +234,17 @@ def test_key_type_mismatch(ec256_key: Key, bis_keys: KeySet) -> None:
     # ES256 header, but the kid names the RSA key
     token = sign_jwt(ec256_key, bis_header("rsa-1", "ES256"), bis_claims())
     assert check(token, bis_ctx(bis_keys)).failed("key.type_mismatch")
+
+
+def test_alg_pinned_by_the_registered_jwk_is_named_as_such(rsa_key: Key) -> None:
+    # the JWKS says alg RS512 (pkjwt keygen writes it); the client signed RS256 with the key
+    pinned = load_jwks({"keys": [{**rsa_key.public_jwk(), "kid": "k", "alg": "RS512"}]})
+    token = sign_jwt(rsa_key, bis_header("k", "RS256"), bis_claims())
+    failure = check(token, bis_ctx(pinned)).first_failure
+    assert failure is not None
+    assert failure.code == "key.type_mismatch"
+    assert failure.expected == "alg RS512 (the registered JWK's alg)"
+    assert "--alg RS512" in failure.hint
 
 
 # -- R11: signature -----------------------------------------------------------------------------

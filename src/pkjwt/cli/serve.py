@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from ..server.config import load_config
@@ -11,8 +13,20 @@ from ..server.run import serve_forever
 @click.command("serve")
 @click.option("--config", "config_path", required=True, help="Server config (TOML).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
-@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: any free).")
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port (0: any free).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug", "trace"]),
+    default="info",
+    show_default=True,
+    help="info: one line per token request with its outcome; warning: quiet.",
+)
 def command(config_path: str, host: str, port: int, log_level: str) -> None:
     """Run a local authorization server that validates assertions like the real ones.
 
@@ -29,6 +43,7 @@ def command(config_path: str, host: str, port: int, log_level: str) -> None:
     Then:
       pkjwt serve --config server.toml --port 9000
     """
+    _log_to_stderr(log_level)
     config = load_config(config_path)
     if host not in ("127.0.0.1", "::1", "localhost"):
         click.echo(
@@ -48,3 +63,16 @@ def command(config_path: str, host: str, port: int, log_level: str) -> None:
         )
 
     serve_forever(config, host=host, port=port, log_level=log_level, announce=announce)
+
+
+def _log_to_stderr(level: str) -> None:
+    """One line per decided request at ``info`` (the default), in uvicorn's format."""
+    logger = logging.getLogger("pkjwt")
+    for old in [h for h in logger.handlers if h.get_name() == "pkjwt-serve"]:
+        logger.removeHandler(old)  # a second run in one process (tests) replaces it
+    handler = logging.StreamHandler()
+    handler.set_name("pkjwt-serve")
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if level == "trace" else level.upper())
+    logger.propagate = False

@@ -98,6 +98,10 @@ class ServerState:
         )
         self.requests: deque[RecordedRequest] = deque(maxlen=max(record, 1))
         self.recording = record > 0
+        #: one INFO line per decided request (``pkjwt serve``'s default log level); decided
+        #: once, so a server at --log-level warning pays nothing per request
+        self.logging = log.isEnabledFor(logging.INFO)
+        self.observed = self.recording or self.logging
 
     def record(
         self,
@@ -107,13 +111,17 @@ class ServerState:
         result: AuthResult | None,
         form: Mapping[str, str],
     ) -> None:
-        if not self.recording:
-            return
         jwt = result.jwt if result else None
         report = result.report if result else None
         client_id = result.client.client_id if result and result.client else None
         if client_id is None and jwt is not None and isinstance(jwt.claims.get("sub"), str):
             client_id = jwt.claims["sub"]
+        if self.logging:
+            # what was decided and why: never the assertion, a token or a secret
+            outcome = f"{body.get('error')}: {body.get('error_description')}" if body else "issued"
+            log.info("%s %d client=%s %s", endpoint, status, _printable(client_id), outcome)
+        if not self.recording:
+            return
         safe_form = {
             k: (v if k not in ("client_assertion", "client_secret") else "<redacted>")
             for k, v in form.items()
@@ -132,6 +140,13 @@ class ServerState:
                 form=safe_form,
             )
         )
+
+
+def _printable(value: str | None, limit: int = 80) -> str:
+    if value is None:
+        return "-"
+    text = "".join(ch if ch.isprintable() and ch != " " else "?" for ch in value[:limit])
+    return text + ("..." if len(value) > limit else "")
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -158,8 +173,8 @@ def create_app(
 ) -> Starlette:
     """Build the server. ``issuer`` defaults to the config's; ``record`` bounds the request log."""
     iss = (issuer or config.issuer or "http://127.0.0.1:8080").rstrip("/")
-    # the default file is per issuer: assertions name their issuer in aud, so only a restart
-    # of the same issuer can see a replay, and servers on other ports never share a file
+    # the default file falls back to one per issuer when another server holds the shared one:
+    # assertions name their issuer in aud, so only the same issuer can see a replay
     store = replay or open_replay_store(
         config.replay_store,
         default_dir=state_dir or Path(tempfile.gettempdir()) / "pkjwt",
@@ -264,10 +279,12 @@ def create_app(
         scheme, _, value = auth.partition(" ")
         record = state.issuer_tokens.lookup(value.strip()) if scheme.lower() == "bearer" else None
         if record is None:
+            if not auth:  # RFC 6750 3.1: no credentials, so no error code, only the challenge
+                return _json({}, 401, {"WWW-Authenticate": 'Bearer realm="pkjwt"'})
             return _json(
                 {"error": "invalid_token"},
                 401,
-                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                {"WWW-Authenticate": 'Bearer realm="pkjwt", error="invalid_token"'},
             )
         body = await request.body()
         return _json(

@@ -29,10 +29,15 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "MemoryReplayStore",
     "ReplayStore",
+    "ReplayStoreInUse",
     "SqliteReplayStore",
     "describe_store",
     "open_replay_store",
 ]
+
+
+class ReplayStoreInUse(ConfigError):
+    """The store's file is held by another process in a mode that cannot share it."""
 
 
 class ReplayStore(Protocol):
@@ -373,7 +378,7 @@ def _lock_file(path: str, *, exclusive: bool) -> IO[bytes]:
     except OSError:
         handle.close()
         store = path.removesuffix(".lock")
-        raise ConfigError(
+        raise ReplayStoreInUse(
             f"replay store {store} is in use by another process"
             + (" with group commit" if not exclusive else ""),
             hint="processes sharing one replay store file must all use "
@@ -397,11 +402,15 @@ def describe_store(store: ReplayStore) -> str:
     return type(store).__name__
 
 
+_SHARED_DEFAULT = "pkjwt-replay.sqlite3"
+
+
 def open_replay_store(
-    url: str, *, default_dir: Path | None = None, default_name: str = "pkjwt-replay.sqlite3"
+    url: str, *, default_dir: Path | None = None, default_name: str = "replay-2.sqlite3"
 ) -> ReplayStore:
-    """``memory://`` or ``sqlite:///PATH[?commit_interval=S]`` (``sqlite:///`` alone: the file
-    ``default_name`` in ``default_dir``)."""
+    """``memory://`` or ``sqlite:///PATH[?commit_interval=S]``. ``sqlite:///`` alone: the file
+    ``pkjwt-replay.sqlite3`` in ``default_dir``, or ``default_name`` there when another process
+    holds that one."""
     if url.startswith("memory://"):
         return MemoryReplayStore()
     if url.startswith("sqlite://"):
@@ -420,7 +429,10 @@ def open_replay_store(
         if path in ("", "/"):
             base = default_dir or Path.cwd()
             base.mkdir(parents=True, exist_ok=True)
-            return SqliteReplayStore(base / default_name, commit_interval=interval)
+            try:
+                return SqliteReplayStore(base / _SHARED_DEFAULT, commit_interval=interval)
+            except ReplayStoreInUse:
+                return SqliteReplayStore(base / default_name, commit_interval=interval)
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
         return SqliteReplayStore(
             path[1:] if path.startswith("/") else path, commit_interval=interval

@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from ..errors import ConfigError
 from .app import TOKEN_PATH, ServerState, create_app, with_fast_path
 from .config import ServerConfig
 from .replay import describe_store
@@ -24,9 +25,17 @@ __all__ = ["RunningServer", "bind", "run_in_thread", "serve_forever"]
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {why}",
+            hint="choose another --port (--port 0 takes any free one), or a local --host",
+        ) from None
     sock.setblocking(False)
     return sock
 

@@ -149,7 +149,7 @@ class TokenEndpoint:
         result: AuthResult | None = None,
         endpoint: str = "token",
     ) -> Reply:
-        if self.state.recording:
+        if self.state.observed:
             body = {"error": failure.error, "error_description": failure.description}
             self.state.record(endpoint, failure.status, body, result, form or {})
         return error_reply(failure)
@@ -201,7 +201,7 @@ class TokenEndpoint:
         }
         if scope:
             payload["scope"] = scope
-        if state.recording:
+        if state.observed:
             state.record("token", 200, None, result, form)
         return Reply(200, (*_NO_STORE, ("date", http_date()), _JSON), _dumps(payload))
 
@@ -215,7 +215,7 @@ class TokenEndpoint:
         reply_headers = (*_NO_STORE, ("date", http_date()), _JSON)
         if outcome.error is not None:
             row = outcome.error
-            if state.recording:
+            if state.observed:
                 error = {"error": row.error, "error_description": row.description}
                 state.record("token", row.status, error, outcome.result, form)
             return Reply(row.status, reply_headers, nhs_error_body(row))
@@ -223,7 +223,7 @@ class TokenEndpoint:
         assert result is not None
         assert result.client is not None
         access, issued = state.issuer_tokens.issue(result.client.client_id, None, None)
-        if state.recording:
+        if state.observed:
             state.record("token", 200, None, result, form)
         # the platform sends every value as a string, issued_at in milliseconds
         payload = {
