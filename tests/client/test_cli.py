@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import os
 import subprocess
 import sys
@@ -320,3 +321,14 @@ def test_token_with_issuer_discovery(server, run, cli_env):
     [req] = server.token_requests
     assert req.path == "/tok"
     assert req.claims["aud"] == server.issuer
+
+
+def test_call_to_an_api_that_is_not_there_is_one_error_line(server, run, token_args):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/api"
+    result = run("call", "GET", dead, *token_args[1:])
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot connect to {dead}"]
+    assert "hint:" in result.stderr

@@ -596,3 +596,13 @@ def test_python_dash_m(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "0.1.0" in r.stdout
+
+
+def test_keygen_onto_an_existing_file_is_one_error_line_with_the_fix(tmp_path: Path) -> None:
+    target = tmp_path / "k.pem"
+    target.write_text("precious")
+    result = run("keygen", "--alg", "ES256", "--out", str(target))
+    assert_one_error_line(result)
+    assert f"error: {target} exists" in result.stderr
+    assert "hint: pass --force to overwrite it" in result.stderr
+    assert target.read_text() == "precious"

@@ -8,6 +8,7 @@ from typing import Any
 import click
 import httpx
 
+from ..errors import TransportError
 from ..integrations.httpx import HttpxAuth
 from .client_options import build_client, client_options, settings_from
 
@@ -61,8 +62,12 @@ def command(
     try:
         with httpx.Client(auth=HttpxAuth(client), timeout=settings.timeout or 30.0) as http:
             response = http.request(method.upper(), url, headers=extra, content=body)
+    except httpx.ConnectError:
+        raise TransportError(
+            f"cannot connect to {url}", hint="check the URL, and that the API is running"
+        ) from None
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"request to {url} failed: {type(exc).__name__}") from None
+        raise TransportError(f"request to {url} failed: {type(exc).__name__}") from None
     finally:
         client.close()
     if include:

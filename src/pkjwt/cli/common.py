@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..errors import KeyLoadError
+from ..errors import ConfigError, KeyLoadError
 from ..keys import Key, load_key
 
 PASSWORD_ENV = "PKJWT_KEY_PASSWORD"
@@ -54,7 +54,7 @@ def load_cli_key(
 def write_file(path: Path, data: bytes, *, force: bool, mode: int) -> None:
     """Write a file atomically with ``mode``; never leave a half-written file behind."""
     if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+        raise ConfigError(f"{path} exists", hint="pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import ConfigError
 from ..keys import generate_key, jwks
 from .common import echo_json, err, write_private_file, write_public_file
 
@@ -55,7 +56,7 @@ def command(
             raise click.ClickException(f"environment variable {password_env} is not set")
     for path in (out, jwks_out):
         if path is not None and path.exists() and not force:
-            raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+            raise ConfigError(f"{path} exists", hint="pass --force to overwrite it")
     if not as_json:
         bits = f" ({size or 4096} bits)" if alg[:2] in ("RS", "PS") else ""
         err(f"generating {alg} key{bits}...")

@@ -36,8 +36,11 @@ class _Group(click.Group):
             if exc.hint:
                 click.echo(click.style("hint: ", fg="yellow") + exc.hint, err=True)
             ctx.exit(2)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except (click.UsageError, click.exceptions.Exit, click.Abort):
             raise
+        except click.ClickException as exc:  # one error format, one exit code for every command
+            click.echo(click.style("error: ", fg="red", bold=True) + exc.format_message(), err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
