@@ -332,3 +332,15 @@ def test_call_to_an_api_that_is_not_there_is_one_error_line(server, run, token_a
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: cannot connect to {dead}"]
     assert "hint:" in result.stderr
+
+
+def test_explain_checks_the_signature_and_defers_to_a_rule_the_server_names(
+    server, run, token_args
+):
+    server.script = [server.error(400, "invalid_client", "R14 aud: expected x; got y")]
+    result = run(*token_args, "--explain")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert any("R11" in line and "PASS" in line for line in lines), result.stderr
+    assert "every rule the client can check passes" not in result.stderr
+    assert "the server names a rule the client-side check passes: R14 aud" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Any
@@ -10,9 +11,13 @@ import click
 
 from ..doctor import diagnose
 from ..errors import InvalidClient, InvalidRequest, OAuthError
+from ..keys import KeySet
 from .client_options import build_client, client_options, settings_from
 from .common import echo_json, err
 from .doctor import render_report
+
+#: an error_description that names a rule of the table (pkjwt's own server does)
+RULE_NAMED = re.compile(r"R\d{1,2} ")
 
 
 @click.command("token")
@@ -68,15 +73,32 @@ def _explain(client: Any, exc: OAuthError) -> None:
     err(click.style("the server rejected the client assertion; doctor says:", bold=True))
     assertion = client.make_assertion()
     shape = client._shape()
+    metadata = client._metadata
+    server_profile = metadata.raw.get("pkjwt_profile") if metadata is not None else None
+    key = client._key
     report = diagnose(
         assertion,
         profile=shape,
         token_url=client.token_url,
         issuer=client.issuer,
         client_id=client.client_id,
+        # the client's own public key: checks the signature, alg and kid are self-consistent
+        # (whether the server registered that key is for the server to say)
+        jwks=KeySet((key.public(),)) if key is not None else None,
     )
     render_report(report, shape.name, err=True)
-    if report.ok:
+    named = exc.description or ""
+    if isinstance(server_profile, str) and server_profile != shape.name:
+        err(
+            f"the server validates with the {server_profile} profile, this client signed for "
+            f"{shape.name}: pass --profile {server_profile}"
+        )
+    if report.ok and RULE_NAMED.match(named):
+        err(
+            f"the server names a rule the client-side check passes: {named}\n"
+            "its registration decides (the alg or kid it registered, its issuer, its profile)"
+        )
+    elif report.ok:
         err(
             "every rule the client can check passes: the usual remaining causes are a kid or "
             "public key not registered (or not yet visible: JWKS caches), the wrong environment's "
