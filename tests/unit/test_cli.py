@@ -606,3 +606,20 @@ def test_keygen_onto_an_existing_file_is_one_error_line_with_the_fix(tmp_path: P
     assert f"error: {target} exists" in result.stderr
     assert "hint: pass --force to overwrite it" in result.stderr
     assert target.read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--alg", "ES256", "--size", "4096"], "--size applies to RSA keys only"),
+        (["--alg", "HS256"], "cannot generate a key for alg 'HS256'"),
+    ],
+)
+def test_keygen_refuses_before_it_announces_work(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    result = run("keygen", *args, "--out", str(tmp_path / "k.pem"))
+    assert_one_error_line(result)
+    assert says in result.stderr
+    assert "generating" not in result.stderr
+    assert not (tmp_path / "k.pem").exists()

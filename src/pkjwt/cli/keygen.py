@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from ..keys import generate_key, jwks
+from ..keys import DEFAULT_RSA_BITS, MIN_RSA_BITS, RSA_ALGS, generate_key, jwks
 from .common import echo_json, err, write_private_file, write_public_file
 
 
@@ -53,13 +53,17 @@ def command(
     if password_env:
         password = os.environ.get(password_env)
         if not password:
-            raise click.ClickException(f"environment variable {password_env} is not set")
+            raise ConfigError(f"environment variable {password_env} is not set")
     for path in (out, jwks_out):
         if path is not None and path.exists() and not force:
             raise ConfigError(f"{path} exists", hint="pass --force to overwrite it")
-    if not as_json:
-        bits = f" ({size or 4096} bits)" if alg[:2] in ("RS", "PS") else ""
-        err(f"generating {alg} key{bits}...")
+    if size is not None and alg not in RSA_ALGS:
+        raise ConfigError(
+            f"--size applies to RSA keys only; {alg} keys have a fixed size",
+            hint="leave --size out, or choose an RSA alg (RS512, PS256, ...)",
+        )
+    if not as_json and alg in RSA_ALGS and (size or DEFAULT_RSA_BITS) >= MIN_RSA_BITS:
+        err(f"generating {alg} key ({size or DEFAULT_RSA_BITS} bits)...")  # seconds, at 4096
     key = generate_key(alg, kid=kid, size=size)
     write_private_file(out, key.private_pem(password), force=force)
     if jwks_out is not None:

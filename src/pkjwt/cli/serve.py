@@ -45,6 +45,12 @@ def command(config_path: str, host: str, port: int, log_level: str) -> None:
     """
     _log_to_stderr(log_level)
     config = load_config(config_path)
+    if not config.clients:
+        click.echo(
+            click.style("warning: ", fg="yellow")
+            + f"{config_path} registers no [[clients]]: every token request will fail",
+            err=True,
+        )
     if host not in ("127.0.0.1", "::1", "localhost"):
         click.echo(
             click.style("warning: ", fg="yellow")
