@@ -376,3 +376,6 @@ def jwks_host() -> Iterator[Callable[[Mapping[str, Any] | bytes], JwksHost]]:
 def error_of(response: httpx.Response) -> tuple[int, str, str]:
     body = response.json()
     return response.status_code, body.get("error", ""), body.get("error_description", "")
+
+
+from .redis_fixture import redis_url  # noqa: E402, F401  (a real redis-server, session-wide)

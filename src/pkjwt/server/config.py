@@ -6,7 +6,7 @@ Example::
     profile = "nhs"                          # rfc7523bis (default), fapi2, legacy, nhs
     token_format = "opaque"                  # or "jwt" (RFC 9068, signed by the server key)
     token_lifetime = 599
-    replay_store = "sqlite:////var/tmp/pkjwt-replay.db"   # or "memory://"
+    replay_store = "sqlite:////var/tmp/pkjwt-replay.db"   # or "memory://", "redis://host:6379/0"
     allow_private_jwks_uri = false           # true lets jwks_uri point at loopback (dev)
 
     [[clients]]
@@ -29,6 +29,8 @@ from ..keys import KeySet, load_jwks
 from ..profiles import PROFILES, Profile, get_profile
 
 __all__ = ["ClientConfig", "ServerConfig", "load_config", "parse_config"]
+
+REPLAY_SCHEMES = ("memory://", "sqlite://", "redis://", "rediss://", "unix://")
 
 _CLIENT_KEYS = {
     "client_id",
@@ -217,10 +219,9 @@ def parse_config(
     if not isinstance(lifetime, int) or not 1 <= lifetime <= 86400:
         raise ConfigError(f"{source}: token_lifetime must be an integer from 1 to 86400")
     replay = data.get("replay_store", "sqlite:///")
-    if not isinstance(replay, str) or not replay.startswith(("memory://", "sqlite://")):
+    if not isinstance(replay, str) or not replay.startswith(REPLAY_SCHEMES):
         raise ConfigError(
-            f"{source}: replay_store must be memory:// or sqlite:///PATH",
-            hint="a redis:// store is on the roadmap",
+            f"{source}: replay_store must be memory://, sqlite:///PATH or redis://HOST:PORT/DB",
         )
     issuer = data.get("issuer")
     if issuer is not None and (not isinstance(issuer, str) or not issuer.startswith("http")):

@@ -1,13 +1,14 @@
 """Replay stores: remember (client_id, jti) until the assertion can no longer be used.
 
 One operation matters: an atomic insert-if-absent with an expiry. SQLite is the default so a
-restart does not reopen a replay window; memory is for tests and benchmarks; a Redis store
-(shared by several servers) slots in behind the same protocol.
+restart does not reopen a replay window; Redis is for several servers (processes or hosts)
+sharing one window; memory is for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import logging
 import math
@@ -16,8 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Protocol
-from urllib.parse import parse_qsl
+from typing import IO, Any, Protocol
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import ConfigError
 
@@ -28,6 +29,7 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = [
     "MemoryReplayStore",
+    "RedisReplayStore",
     "ReplayStore",
     "ReplayStoreInUse",
     "SqliteReplayStore",
@@ -399,7 +401,65 @@ def describe_store(store: ReplayStore) -> str:
         return f"sqlite {store.path} ({mode})"
     if isinstance(store, MemoryReplayStore):
         return "memory (forgotten on exit)"
+    if isinstance(store, RedisReplayStore):
+        return f"redis {redacted_url(store.url)} (shared by every server using it)"
     return type(store).__name__
+
+
+class RedisReplayStore:
+    """Pairs as Redis keys that expire with them: ``SET key NX PXAT expiry`` is the atomic
+    insert-if-absent, shared by every server using that Redis (any number of processes and
+    hosts). Keys are ``pkjwt:jti:`` plus a SHA-256 of the pair, so nothing the client sent is
+    stored verbatim. Expiry follows the Redis server's clock.
+
+    A request whose write fails (Redis down, timeout) fails: nothing is accepted unrecorded.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "pkjwt:jti:",
+        timeout: float = 2.0,
+        client: Any = None,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        if client is None:
+            try:
+                import redis
+            except ImportError:
+                raise ConfigError(
+                    "replay_store redis:// needs the redis package",
+                    hint="pip install 'pkjwt[redis]'",
+                ) from None
+            try:
+                client = redis.Redis.from_url(
+                    url, socket_timeout=timeout, socket_connect_timeout=timeout
+                )
+                client.ping()  # fail at start, not at the first token request
+            except (redis.RedisError, ValueError) as exc:
+                raise ConfigError(
+                    f"replay store {redacted_url(url)}: {exc}",
+                    hint="is redis-server running there? (redis://HOST:PORT/DB)",
+                ) from None
+        self._redis = client
+
+    def add(self, client_id: str, jti: str, expires_at: float) -> bool:
+        digest = hashlib.sha256(_blob(replay_key(client_id, jti))).hexdigest()
+        expires_ms = math.ceil(expires_at * 1000)
+        return bool(self._redis.set(self.prefix + digest, b"1", nx=True, pxat=expires_ms))
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its userinfo (a Redis URL may carry a password)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 _SHARED_DEFAULT = "pkjwt-replay.sqlite3"
@@ -408,7 +468,8 @@ _SHARED_DEFAULT = "pkjwt-replay.sqlite3"
 def open_replay_store(
     url: str, *, default_dir: Path | None = None, default_name: str = "replay-2.sqlite3"
 ) -> ReplayStore:
-    """``memory://`` or ``sqlite:///PATH[?commit_interval=S]``. ``sqlite:///`` alone: the file
+    """``memory://``, ``redis://HOST:PORT/DB`` or ``sqlite:///PATH[?commit_interval=S]``.
+    ``sqlite:///`` alone: the file
     ``pkjwt-replay.sqlite3`` in ``default_dir``, or ``default_name`` there when another process
     holds that one."""
     if url.startswith("memory://"):
@@ -437,4 +498,9 @@ def open_replay_store(
         return SqliteReplayStore(
             path[1:] if path.startswith("/") else path, commit_interval=interval
         )
-    raise ConfigError(f"unsupported replay store {url!r}", hint="use memory:// or sqlite:///PATH")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisReplayStore(url)
+    raise ConfigError(
+        f"unsupported replay store {redacted_url(url)!r}",
+        hint="use memory://, sqlite:///PATH or redis://HOST:PORT/DB",
+    )

@@ -98,6 +98,8 @@ class RunningServer:
     app: Starlette
     server: uvicorn.Server
     thread: threading.Thread
+    #: where it listens (the issuer may be a configured name that does not resolve)
+    base_url: str = ""
 
     @property
     def token_url(self) -> str:
@@ -134,7 +136,7 @@ def run_in_thread(
 
     thread = threading.Thread(target=target, name="pkjwt-serve", daemon=True)
     thread.start()
-    running = RunningServer(issuer, app, server, thread)
+    running = RunningServer(issuer, app, server, thread, _issuer_for(sock, host))
     try:
         for _ in range(500):
             if server.started or not thread.is_alive():
