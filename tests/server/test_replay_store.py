@@ -353,3 +353,42 @@ def test_group_commit_writes_behind_and_close_flushes(tmp_path):
         assert store.add("c", f"j{i}", clock.now + 60)
     store.close()
     assert len(_rows(path)) == 5
+
+
+def test_requests_never_wait_for_the_disk_in_write_behind_mode(tmp_path):
+    # a commit that checkpoints and fsyncs can take milliseconds: the flusher holds the
+    # connection meanwhile, and requests must still be decided from memory
+    store = SqliteReplayStore(tmp_path / "r.db", commit_interval=30)  # flushed by hand
+    real = store._db
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowDisk:
+        def executemany(self, sql, rows):
+            entered.set()
+            release.wait(10)
+            return real.executemany(sql, rows)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    store._db = SlowDisk()
+    assert store.add("c", "first", 2e9)
+    flusher = threading.Thread(target=store._flush)
+    flusher.start()
+    assert entered.wait(10)
+    results: list[bool] = []
+    request = threading.Thread(target=lambda: results.append(store.add("c", "second", 2e9)))
+    request.start()
+    request.join(timeout=5)
+    decided_while_writing = not request.is_alive()
+    release.set()
+    flusher.join(timeout=10)
+    request.join(timeout=10)
+    assert decided_while_writing
+    assert results == [True]
+    store._db = real
+    store.close()
+    assert sorted(k for k, _ in _rows(tmp_path / "r.db")) == [
+        replay_key("c", "first"),
+        replay_key("c", "second"),
+    ]

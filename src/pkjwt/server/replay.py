@@ -201,6 +201,10 @@ class SqliteReplayStore:
         self._last_seq = 0
         self._next_purge = 0.0
         self._failing = False
+        #: the connection's lock in write-behind mode (the flusher's, and close's); requests
+        #: there take only ``_lock``, which guards the memory index and the pending list
+        self._io_lock = threading.Lock()
+        self._db_closed = False
         self._file_lock = _lock_file(self.path + ".lock", exclusive=self.write_behind)
         try:
             self._db = sqlite3.connect(
@@ -314,56 +318,62 @@ class SqliteReplayStore:
     # -- write-behind --------------------------------------------------------------------------
     def _flusher(self) -> None:
         while not self._closed.wait(self.commit_interval):
-            with self._lock:
-                if self._closed.is_set():
-                    return
-                try:
-                    self._flush()
-                except Exception:  # the thread must outlive any surprise; the next turn retries
-                    log.exception("replay store %s: flush failed", self.path)
+            try:
+                self._flush()
+            except Exception:  # the thread must outlive any surprise; the next turn retries
+                log.exception("replay store %s: flush failed", self.path)
 
     def _flush(self) -> None:
-        """Write the pending batch. A failure keeps it (pairs stay refused in memory, but a
-        restart would forget them) and is logged once, as is the recovery."""
-        now = self._clock()
-        pending = self._pending
-        if not pending and now < self._next_purge:
-            return
-        try:
-            with self._transaction() as db:
-                self._purge(now)
-                if pending:
-                    db.executemany(
-                        "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
-                        [(_blob(key), until) for key, until in pending],
+        """Write the pending batch. Requests wait only for the swap of the list, never for the
+        disk (a commit can checkpoint and fsync for milliseconds: measured as dips under
+        load). A failure puts the batch back (its pairs stay refused in memory, though a
+        restart now would forget them) and is logged once, as is the recovery."""
+        with self._io_lock:
+            if self._db_closed:
+                return
+            with self._lock:
+                batch, self._pending = self._pending, []
+            now = self._clock()
+            if not batch and now < self._next_purge:
+                return
+            try:
+                with self._transaction() as db:
+                    self._purge(now)
+                    if batch:
+                        db.executemany(
+                            "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
+                            [(_blob(key), until) for key, until in batch],
+                        )
+            except sqlite3.Error as exc:
+                with self._lock:
+                    self._pending[:0] = [row for row in batch if row[1] > now]
+                    kept = len(self._pending)
+                if not self._failing:
+                    self._failing = True
+                    log.warning(
+                        "replay store %s: cannot write (%s); %d jti(s) kept in memory, "
+                        "retrying every %g s; a restart now would forget them",
+                        self.path,
+                        exc,
+                        kept,
+                        self.commit_interval,
                     )
-        except sqlite3.Error as exc:
-            self._pending = [row for row in pending if row[1] > now]
-            if not self._failing:
-                self._failing = True
-                log.warning(
-                    "replay store %s: cannot write (%s); %d jti(s) kept in memory, retrying "
-                    "every %g s; a restart now would forget them",
-                    self.path,
-                    exc,
-                    len(self._pending),
-                    self.commit_interval,
-                )
-            return
-        pending.clear()
-        if self._failing:
-            self._failing = False
-            log.warning("replay store %s: writing again", self.path)
+                return
+            if self._failing:
+                self._failing = False
+                log.warning("replay store %s: writing again", self.path)
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed.is_set():
-                return
-            self._closed.set()
-            if self.write_behind:
-                self._flush()
-            self._db.close()
-            self._file_lock.close()
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self.write_behind:
+            self._flush()
+        with self._io_lock, self._lock:
+            if not self._db_closed:
+                self._db_closed = True
+                self._db.close()
+                self._file_lock.close()
 
 
 def _lock_file(path: str, *, exclusive: bool) -> IO[bytes]:
