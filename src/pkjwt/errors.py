@@ -5,6 +5,7 @@
     ├── ConfigError                 bad configuration: names the file/key/path and the reason
     ├── AssertionBuildError         the assertion asked for would break its profile
     ├── JWTFormatError              a string that is not a compact JWS (doctor, server)
+    ├── ReplayStoreUnavailable      the local server's replay store could not record a jti
     ├── TransportError              the token endpoint could not be reached (connect, timeout)
     ├── TokenResponseError          the endpoint answered something that is not a token response
     └── OAuthError                  the endpoint answered an OAuth error (RFC 6749 5.2)
@@ -32,6 +33,7 @@ __all__ = [
     "OAuthError",
     "PkjwtError",
     "RateLimited",
+    "ReplayStoreUnavailable",
     "ServerError",
     "TemporarilyUnavailable",
     "TokenResponseError",
@@ -70,6 +72,11 @@ class AssertionBuildError(PkjwtError):
 
 class JWTFormatError(PkjwtError):
     """Input is not a well-formed compact JWS."""
+
+
+class ReplayStoreUnavailable(PkjwtError):
+    """The replay store could not record a jti (Redis down, SQLite locked or failing): the
+    server answers 503 rather than accept an assertion it could not remember."""
 
 
 class TransportError(PkjwtError):

@@ -344,3 +344,16 @@ def test_explain_checks_the_signature_and_defers_to_a_rule_the_server_names(
     assert any("R11" in line and "PASS" in line for line in lines), result.stderr
     assert "every rule the client can check passes" not in result.stderr
     assert "the server names a rule the client-side check passes: R14 aud" in result.stderr
+
+
+def test_explain_with_a_client_secret_keeps_the_servers_error(server, run, cli_env):
+    server.script = [server.error(401, "invalid_client", "bad secret")]
+    result = run(
+        "token", "--token-url", server.token_url, "--client-id", CLIENT_ID,
+        "--auth-method", "client_secret_basic", "--client-secret-env", "SECRET", "--explain",
+        env={"SECRET": "s3cret"},
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "no assertion to explain" in result.stderr
+    assert "bad secret" in result.stderr  # the server's answer, not a key-loading error
+    assert "s3cret" not in result.output

@@ -108,3 +108,25 @@ def test_other_paths_reach_the_framework(served: Any) -> None:
     status, _, payload = _reply(_call(served, "GET", "/health", [b""]))
     assert status == 200
     assert payload["status"] == "ok"
+
+
+def test_the_request_log_cannot_be_forged_by_what_a_client_sends(
+    bis: Srv, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="pkjwt.server")
+    served = with_fast_path(
+        create_app(bis.state.config, issuer=bis.issuer, replay=MemoryReplayStore())
+    )
+    body = b"grant_type=x%0AINFO:     token 200 client=admin issued%1b[31m"
+    status, _, _ = _reply(_call(served, "POST", "/oauth2/token", [body]))
+    assert status == 400
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("token ")]
+    assert "\n" not in line
+    assert "\x1b" not in line
+    assert line.startswith("token 400 client=- unsupported_grant_type: R3 grant_type")
+
+
+def test_an_empty_store_passed_in_is_the_store_used(bis: Srv) -> None:
+    store = MemoryReplayStore()  # empty, so falsy by __len__: must still be used
+    app = create_app(bis.state.config, issuer=bis.issuer, replay=store)
+    assert app.state.pkjwt.replay is store

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from pkjwt.errors import ConfigError
+from pkjwt.errors import ConfigError, ReplayStoreUnavailable
 from pkjwt.server.replay import (
     ExpiringSet,
     MemoryReplayStore,
@@ -282,8 +282,8 @@ def test_a_shared_store_fails_the_request_when_it_cannot_write(shared):
     a, b, clock, _ = shared
     real = a._db
     a._db = FailingInserts(real)
-    with pytest.raises(sqlite3.OperationalError):
-        a.add("c", "x", clock.now + 60)  # the endpoint answers server_error; nothing accepted
+    with pytest.raises(ReplayStoreUnavailable, match="database or disk is full"):
+        a.add("c", "x", clock.now + 60)  # the endpoint answers 503; nothing accepted
     assert not real.in_transaction  # the writer lock is released for other processes
     a._db = real
     assert b.add("c", "from-b", clock.now + 60)  # takes the sequence number a rolled back
@@ -392,3 +392,21 @@ def test_requests_never_wait_for_the_disk_in_write_behind_mode(tmp_path):
         replay_key("c", "first"),
         replay_key("c", "second"),
     ]
+
+
+@pytest.mark.parametrize("interval", [0, 0.05])
+def test_add_after_close_refuses_instead_of_dropping(tmp_path, interval):
+    store = SqliteReplayStore(tmp_path / "r.db", commit_interval=interval)
+    store.close()
+    with pytest.raises(ReplayStoreUnavailable, match="is closed"):
+        store.add("c", "late", 2e9)
+    store.close()  # twice is fine
+
+
+def test_close_says_how_many_jtis_it_could_not_write(tmp_path, caplog):
+    store = SqliteReplayStore(tmp_path / "r.db", commit_interval=30)
+    real = store._db
+    store._db = FailingInserts(real)
+    assert store.add("c", "x", 2e9)
+    store.close()
+    assert "closing with 1 jti(s) not written" in caplog.text

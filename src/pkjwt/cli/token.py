@@ -70,6 +70,9 @@ def command(as_json: bool, explain: bool, no_cache: bool, **kwargs: Any) -> None
 
 
 def _explain(client: Any, exc: OAuthError) -> None:
+    if client.auth_method not in ("private_key_jwt", "client_secret_jwt"):
+        err(f"no assertion to explain: this client authenticates with {client.auth_method}")
+        return
     err(click.style("the server rejected the client assertion; doctor says:", bold=True))
     assertion = client.make_assertion()
     shape = client._shape()

@@ -118,7 +118,12 @@ class ServerState:
             client_id = jwt.claims["sub"]
         if self.logging:
             # what was decided and why: never the assertion, a token or a secret
-            outcome = f"{body.get('error')}: {body.get('error_description')}" if body else "issued"
+            outcome = (
+                f"{_printable(body.get('error'))}: "
+                f"{_printable(body.get('error_description'), 300, spaces=True)}"
+                if body
+                else "issued"
+            )
             log.info("%s %d client=%s %s", endpoint, status, _printable(client_id), outcome)
         if not self.recording:
             return
@@ -142,11 +147,15 @@ class ServerState:
         )
 
 
-def _printable(value: str | None, limit: int = 80) -> str:
+def _printable(value: Any, limit: int = 80, *, spaces: bool = False) -> str:
+    """Untrusted text for a log line: one line, no control characters, bounded."""
     if value is None:
         return "-"
-    text = "".join(ch if ch.isprintable() and ch != " " else "?" for ch in value[:limit])
-    return text + ("..." if len(value) > limit else "")
+    text = str(value)
+    shown = "".join(
+        ch if ch.isprintable() and (spaces or ch != " ") else "?" for ch in text[:limit]
+    )
+    return shown + ("..." if len(text) > limit else "")
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -175,10 +184,14 @@ def create_app(
     iss = (issuer or config.issuer or "http://127.0.0.1:8080").rstrip("/")
     # the default file falls back to one per issuer when another server holds the shared one:
     # assertions name their issuer in aud, so only the same issuer can see a replay
-    store = replay or open_replay_store(
-        config.replay_store,
-        default_dir=state_dir or Path(tempfile.gettempdir()) / "pkjwt",
-        default_name=f"replay-{hashlib.sha256(iss.encode()).hexdigest()[:16]}.sqlite3",
+    store = (
+        replay
+        if replay is not None
+        else open_replay_store(
+            config.replay_store,
+            default_dir=state_dir or Path(tempfile.gettempdir()) / "pkjwt",
+            default_name=f"replay-{hashlib.sha256(iss.encode()).hexdigest()[:16]}.sqlite3",
+        )
     )
     state = ServerState(config, issuer=iss, replay=store, clock=clock, record=record)
     nhs = config.profile.name == "nhs"

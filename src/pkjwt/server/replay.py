@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReplayStoreUnavailable
 
 try:
     import fcntl
@@ -205,6 +205,7 @@ class SqliteReplayStore:
         #: there take only ``_lock``, which guards the memory index and the pending list
         self._io_lock = threading.Lock()
         self._db_closed = False
+        self._closing = False
         self._file_lock = _lock_file(self.path + ".lock", exclusive=self.write_behind)
         try:
             self._db = sqlite3.connect(
@@ -295,6 +296,8 @@ class SqliteReplayStore:
         key = replay_key(client_id, jti)
         now = self._clock()
         with self._lock:
+            if self._closing:  # nothing after close() would ever be written
+                raise ReplayStoreUnavailable(f"replay store {self.path} is closed")
             seen = self._seen
             if not seen.admits(key, now):
                 return False
@@ -302,14 +305,18 @@ class SqliteReplayStore:
                 seen.put(key, expires_at)
                 self._pending.append((key, expires_at))
                 return True
-            with self._transaction() as db:
-                self._read_log(now)
-                if seen.live(key, now):  # another process took it first
-                    return False
-                self._purge(now)
-                cur = db.execute(
-                    "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)", (_blob(key), expires_at)
-                )
+            try:
+                with self._transaction() as db:
+                    self._read_log(now)
+                    if seen.live(key, now):  # another process took it first
+                        return False
+                    self._purge(now)
+                    cur = db.execute(
+                        "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
+                        (_blob(key), expires_at),
+                    )
+            except sqlite3.Error as exc:
+                raise ReplayStoreUnavailable(f"replay store {self.path}: {exc}") from None
             assert cur.lastrowid is not None
             self._last_seq = cur.lastrowid
             seen.put(key, expires_at)
@@ -364,11 +371,20 @@ class SqliteReplayStore:
                 log.warning("replay store %s: writing again", self.path)
 
     def close(self) -> None:
-        if self._closed.is_set():
-            return
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True  # from here add() refuses: the last flush below gets it all
         self._closed.set()
         if self.write_behind:
             self._flush()
+            if self._pending:
+                log.error(
+                    "replay store %s: closing with %d jti(s) not written; a restart will not "
+                    "know them",
+                    self.path,
+                    len(self._pending),
+                )
         with self._io_lock, self._lock:
             if not self._db_closed:
                 self._db_closed = True
@@ -417,12 +433,14 @@ def describe_store(store: ReplayStore) -> str:
 
 
 class RedisReplayStore:
-    """Pairs as Redis keys that expire with them: ``SET key NX PXAT expiry`` is the atomic
+    """Pairs as Redis keys that expire with them: ``SET key NX PX ttl`` is the atomic
     insert-if-absent, shared by every server using that Redis (any number of processes and
     hosts). Keys are ``pkjwt:jti:`` plus a SHA-256 of the pair, so nothing the client sent is
-    stored verbatim. Expiry follows the Redis server's clock.
+    stored verbatim. The TTL comes from this server's clock (``PX``, not ``PXAT``), so a Redis
+    clock that runs ahead cannot shorten the window.
 
-    A request whose write fails (Redis down, timeout) fails: nothing is accepted unrecorded.
+    A write that fails (Redis down, timeout) raises :class:`ReplayStoreUnavailable`: the server
+    answers 503 rather than accept an assertion it could not record.
     """
 
     def __init__(
@@ -431,45 +449,68 @@ class RedisReplayStore:
         *,
         prefix: str = "pkjwt:jti:",
         timeout: float = 2.0,
+        clock: Callable[[], float] = time.time,
         client: Any = None,
     ) -> None:
         self.url = url
         self.prefix = prefix
+        self._clock = clock
         if client is None:
-            try:
-                import redis
-            except ImportError:
-                raise ConfigError(
-                    "replay_store redis:// needs the redis package",
-                    hint="pip install 'pkjwt[redis]'",
-                ) from None
-            try:
-                client = redis.Redis.from_url(
-                    url, socket_timeout=timeout, socket_connect_timeout=timeout
-                )
-                client.ping()  # fail at start, not at the first token request
-            except (redis.RedisError, ValueError) as exc:
-                raise ConfigError(
-                    f"replay store {redacted_url(url)}: {exc}",
-                    hint="is redis-server running there? (redis://HOST:PORT/DB)",
-                ) from None
+            client = _connect_redis(url, timeout)
         self._redis = client
+
+    def __repr__(self) -> str:
+        return f"RedisReplayStore({redacted_url(self.url)!r})"
 
     def add(self, client_id: str, jti: str, expires_at: float) -> bool:
         digest = hashlib.sha256(_blob(replay_key(client_id, jti))).hexdigest()
-        expires_ms = math.ceil(expires_at * 1000)
-        return bool(self._redis.set(self.prefix + digest, b"1", nx=True, pxat=expires_ms))
+        ttl_ms = max(1, math.ceil((expires_at - self._clock()) * 1000))
+        try:
+            return bool(self._redis.set(self.prefix + digest, b"1", nx=True, px=ttl_ms))
+        except Exception as exc:  # redis.RedisError and its socket-level cousins
+            raise ReplayStoreUnavailable(
+                f"replay store {redacted_url(self.url)}: {type(exc).__name__}"
+            ) from None
 
     def close(self) -> None:
         self._redis.close()
 
 
+def _connect_redis(url: str, timeout: float) -> Any:
+    shown = redacted_url(url)
+    try:
+        import redis
+    except ImportError:
+        raise ConfigError(
+            "replay_store redis:// needs the redis package", hint="pip install 'pkjwt[redis]'"
+        ) from None
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    except ValueError:  # its message may quote part of the URL, password included
+        raise ConfigError(
+            f"replay store {shown}: not a valid Redis URL", hint="redis://[:PASSWORD@]HOST:PORT/DB"
+        ) from None
+    try:
+        client.ping()  # fail at start, not at the first token request
+    except redis.RedisError as exc:
+        client.close()
+        raise ConfigError(
+            f"replay store {shown}: {type(exc).__name__}",
+            hint="is redis-server running there? (redis://HOST:PORT/DB)",
+        ) from None
+    return client
+
+
 def redacted_url(url: str) -> str:
-    """The URL without its userinfo (a Redis URL may carry a password)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    """The URL with its userinfo (a Redis URL may carry a password) replaced by ``***``.
+
+    Done on the text, not with a URL parser: a password may hold ``/``, ``?`` or ``#``, which
+    would end a parser's idea of the authority before the ``@``.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
         return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 _SHARED_DEFAULT = "pkjwt-replay.sqlite3"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus
 
+from ..errors import ReplayStoreUnavailable
 from ..profiles import JWT_BEARER
 from .auth import AuthFailure, AuthResult, safe_description
 from .config import ClientConfig
@@ -161,6 +162,14 @@ class TokenEndpoint:
             if self.nhs:
                 return await self._nhs(headers, body)
             return await self._standard(headers, body)
+        except ReplayStoreUnavailable as exc:
+            log.warning("token endpoint: %s", exc.message)
+            return Reply(
+                503,
+                (*_NO_STORE, ("retry-after", "1"), _JSON),
+                b'{"error":"temporarily_unavailable","error_description":"replay store '
+                b'unavailable; retry with a new assertion"}',
+            )
         except Exception:
             log.exception("token endpoint failed")
             return Reply(500, (*_NO_STORE, _JSON), b'{"error":"server_error"}')
