@@ -158,3 +158,8 @@ def test_redis_gone_mid_run_answers_503_and_accepts_nothing(es256_key: Key) -> N
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.json()["error"] == "temporarily_unavailable"
+
+
+def test_a_redis_password_stays_out_of_the_config_repr() -> None:
+    config = parse_config({"replay_store": "redis://:hunter2@127.0.0.1:6379/0"})
+    assert "hunter2" not in repr(config)

@@ -91,7 +91,8 @@ class ServerConfig:
     issuer: str | None = None
     token_format: str = "opaque"
     token_lifetime: int = 599
-    replay_store: str = "sqlite:///"
+    #: may carry a password (redis://:pw@host): kept out of the repr
+    replay_store: str = field(default="sqlite:///", repr=False)
     allow_private_jwks_uri: bool = False
     require_explicit_typ: bool = False
     signing_alg: str = "ES256"
