@@ -171,7 +171,8 @@ class SqliteReplayStore:
     * ``0``, shared: every new pair is written and committed before the answer, inside SQLite's
       writer lock, after reading the rows other processes appended: any number of processes
       may share the file (each holds a shared lock on ``PATH.lock``), and a replay sent to
-      two of them is refused by one. A write that fails fails the request.
+      two of them is refused by one. A write that fails raises :class:`ReplayStoreUnavailable`
+      (the server answers 503) and accepts nothing.
 
     Mixing the modes on one file is refused at start: a write-behind process would not see the
     others' jtis in time, nor they its. (``PATH.lock`` uses ``flock``; where it is missing, as on
