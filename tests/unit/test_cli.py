@@ -623,3 +623,13 @@ def test_keygen_refuses_before_it_announces_work(
     assert says in result.stderr
     assert "generating" not in result.stderr
     assert not (tmp_path / "k.pem").exists()
+
+
+@pytest.mark.parametrize("kids", [["--kid", "a"], ["--kid", "a", "--kid", "b", "--kid", "c"]])
+def test_jwks_wants_one_kid_per_key_file_or_none(
+    rs512_files: tuple[Path, Path], kids: list[str]
+) -> None:
+    key, _ = rs512_files
+    result = CliRunner().invoke(cli, ["jwks", str(key), str(key), *kids])
+    assert result.exit_code == 2
+    assert "give one --kid per key file" in result.output

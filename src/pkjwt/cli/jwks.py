@@ -34,8 +34,13 @@ def command(
     Example (two keys during a rotation):
       pkjwt jwks old.pem new.pem --kid int-1 --kid int-2 > jwks.json
     """
-    if len(kids) > len(keyfiles) or len(algs) > len(keyfiles):
-        raise click.UsageError("more --kid/--alg values than key files")
+    for name, values in (("--kid", kids), ("--alg", algs)):
+        # positional pairing: a count that does not match would silently mis-pair or default
+        if values and len(values) != len(keyfiles):
+            raise click.UsageError(
+                f"{len(keyfiles)} key file(s) but {len(values)} {name} value(s): give one "
+                f"{name} per key file, in order, or none"
+            )
     keys = [
         load_cli_key(
             spec,
