@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..rules import Finding
-from .auth import AuthFailure, AuthResult, ClientAuthenticator
+from .auth import AuthFailure, AuthResult, ClientAuthenticator, safe_description
 from .config import ServerConfig
 from .issuing import TokenIssuer
 from .jwks_fetch import JwksFetcher
@@ -119,12 +119,12 @@ class ServerState:
         if self.logging:
             # what was decided and why: never the assertion, a token or a secret
             outcome = (
-                f"{_printable(body.get('error'))}: "
-                f"{_printable(body.get('error_description'), 300, spaces=True)}"
+                safe_description(f"{body.get('error')}: {body.get('error_description')}", 300)
                 if body
                 else "issued"
             )
-            log.info("%s %d client=%s %s", endpoint, status, _printable(client_id), outcome)
+            who = safe_description(client_id, 80).replace(" ", "?") if client_id else "-"
+            log.info("%s %d client=%s %s", endpoint, status, who, outcome)
         if not self.recording:
             return
         safe_form = {
@@ -145,17 +145,6 @@ class ServerState:
                 form=safe_form,
             )
         )
-
-
-def _printable(value: Any, limit: int = 80, *, spaces: bool = False) -> str:
-    """Untrusted text for a log line: one line, no control characters, bounded."""
-    if value is None:
-        return "-"
-    text = str(value)
-    shown = "".join(
-        ch if ch.isprintable() and (spaces or ch != " ") else "?" for ch in text[:limit]
-    )
-    return shown + ("..." if len(text) > limit else "")
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
