@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -33,8 +34,10 @@ from urllib.parse import parse_qsl
 import pkjwt
 from pkjwt.decode import decode_compact
 from pkjwt.keys import generate_key, jwks
-from pkjwt.server.app import create_app, with_fast_path
+from pkjwt.server.app import create_app
 from pkjwt.server.config import parse_config
+from pkjwt.server.dialects import STANDARD
+from pkjwt.server.token_request import AssertionCredentials
 
 from .bench_server import BODY_PREFIX, CLIENT_ID, KID
 
@@ -83,17 +86,6 @@ def _scope(body_len: int) -> dict[str, Any]:
     }
 
 
-_SERVED: dict[int, Any] = {}
-
-
-def _served(app: Any) -> Any:
-    """The app as ``pkjwt serve`` runs it (the token fast path in front), built once."""
-    served = _SERVED.get(id(app))
-    if served is None:
-        served = _SERVED[id(app)] = with_fast_path(app)
-    return served
-
-
 async def call_app(app: Any, body: bytes) -> int:
     sent: list[dict[str, Any]] = []
     done = False
@@ -108,7 +100,7 @@ async def call_app(app: Any, body: bytes) -> int:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await _served(app)(_scope(len(body)), receive, send)
+    await app(_scope(len(body)), receive, send)
     status: int = sent[0]["status"]
     return status
 
@@ -134,13 +126,14 @@ def breakdown(app: Any, make: Callable[[], str], batches: int, per_batch: int) -
         return lambda i: loop.run_until_complete(call_app(app, raw[i]))
 
     def authenticate(bodies: list[str]) -> Callable[[int], object]:
-        forms = [dict(parse_qsl(b)) for b in bodies]
-        return lambda i: loop.run_until_complete(auth.authenticate(forms[i], {}))
+        creds = [AssertionCredentials(dict(parse_qsl(b))["client_assertion"], None) for b in bodies]
+        return lambda i: loop.run_until_complete(auth.authenticate(creds[i], STANDARD))
 
     def rules(bodies: list[str]) -> Callable[[int], object]:
         jwts = [decode_compact(dict(parse_qsl(b))["client_assertion"]) for b in bodies]
         client = auth.config.clients[0]
-        return lambda i: check(jwts[i], auth._context(client, None, client.keys, True))
+        ctx = replace(auth._context(client, None, client.keys), replay=state.replay.add)
+        return lambda i: check(jwts[i], replace(ctx, now=time.time()))
 
     def decode(bodies: list[str]) -> Callable[[int], object]:
         tokens = [dict(parse_qsl(b))["client_assertion"] for b in bodies]
@@ -155,13 +148,13 @@ def breakdown(app: Any, make: Callable[[], str], batches: int, per_batch: int) -
         return lambda i: state.replay.add(CLIENT_ID, jtis[i], time.time() + 300)
 
     def parse_form(bodies: list[str]) -> Callable[[int], object]:
-        from pkjwt.server.token_endpoint import parse_form as _parse_form
+        from pkjwt.server.http import parse_form as _parse_form
 
         raw = [b.encode() for b in bodies]
         return lambda i: _parse_form(raw[i])
 
     def mint(bodies: list[str]) -> Callable[[int], object]:
-        return lambda i: state.issuer_tokens.issue(CLIENT_ID, None, None)
+        return lambda i: state.tokens.issue(CLIENT_ID, None, None)
 
     candidates: list[tuple[str, Callable[[list[str]], Callable[[int], object]]]] = [
         ("ASGI app, whole token request", asgi),
@@ -171,7 +164,7 @@ def breakdown(app: Any, make: Callable[[], str], batches: int, per_batch: int) -
         ("      ES256 verify (joserfc)", verify),
         ("      replay_store.add", replay_add),
         ("  _parse_form", parse_form),
-        ("  issuer_tokens.issue (opaque)", mint),
+        ("  tokens.issue (opaque)", mint),
     ]
     samples: dict[str, list[float]] = {name: [] for name, _ in candidates}
     for b in range(batches):

@@ -114,6 +114,11 @@ class Profile:
     max_assertion_bytes: int = 16 * 1024
     #: how long a used ``jti`` is remembered beyond ``exp`` (0: until exp + skew)
     jti_memory: int = 0
+    #: the fix shown when ``exp`` is too far ahead (R17), when the profile words it its own way
+    lifetime_hint: str | None = None
+    #: how the local server orders, words and answers failures and successes
+    #: (:mod:`pkjwt.server.dialects`): ``standard`` (RFC 6749 5.2) or ``nhs`` (the platform's)
+    dialect: str = "standard"
     #: extra notes shown by the doctor
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -179,6 +184,8 @@ NHS = Profile(
     exp_must_be_integer=True,
     check_iat=False,
     jti_memory=30 * 24 * 3600,
+    lifetime_hint="the NHS platform allows exp at most 5 minutes ahead: int(time()) + 300",
+    dialect="nhs",
     notes=(
         "jti values are remembered for 30 days; a failed attempt still uses up its jti",
         "the JWKS is cached for an hour: publish a new kid at least an hour before using it",

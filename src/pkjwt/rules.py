@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from joserfc.jws import JWSRegistry
 
+from .catalogue import CATALOGUE, RuleInfo
 from .decode import DecodedJWT, DecodeError, decode_compact
 from .keys import Key, KeySet
 from .profiles import EXPLICIT_TYP, AudiencePolicy, Profile, TypPolicy
@@ -28,6 +29,7 @@ __all__ = [
     "RuleContext",
     "Verdict",
     "check",
+    "replay_finding",
 ]
 
 
@@ -103,10 +105,22 @@ class _State:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    id: str
-    title: str
-    source: str
+    """One check of the table: its catalogue entry and the function that runs it."""
+
+    info: RuleInfo
     run: Callable[[_State], Finding]
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def title(self) -> str:
+        return self.info.title
+
+    @property
+    def source(self) -> str:
+        return self.info.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,25 +186,25 @@ def _num(value: Any) -> bool:
 
 _finding = tuple.__new__  # Finding's generated __new__ is Python code; passes are the hot path
 _NO_HINT_DEFAULT_ERROR = (Finding._field_defaults["hint"], Finding._field_defaults["error"])
+#: each rule's source, from the catalogue (looked up per finding: a dozen per assertion)
+_SOURCE = {rule_id: info.source for rule_id, info in CATALOGUE.items()}
 
 
-def _pass(rule: str, code: str, expected: str = "", got: str = "", source: str = "") -> Finding:
+def _pass(rule: str, code: str, expected: str = "", got: str = "") -> Finding:
     return _finding(
-        Finding, (rule, Verdict.PASS, code, expected, got, source, *_NO_HINT_DEFAULT_ERROR)
+        Finding, (rule, Verdict.PASS, code, expected, got, _SOURCE[rule], *_NO_HINT_DEFAULT_ERROR)
     )
 
 
-def _skip(rule: str, code: str, why: str, source: str = "") -> Finding:
-    return Finding(rule, Verdict.SKIP, code, "", why, source)
+def _skip(rule: str, code: str, why: str) -> Finding:
+    return Finding(rule, Verdict.SKIP, code, "", why, _SOURCE[rule])
 
 
-def _fail(rule: str, code: str, expected: str, got: str, source: str, hint: str = "") -> Finding:
-    return Finding(rule, Verdict.FAIL, code, expected, got, source, hint)
+def _fail(rule: str, code: str, expected: str, got: str, hint: str = "") -> Finding:
+    return Finding(rule, Verdict.FAIL, code, expected, got, _SOURCE[rule], hint)
 
 
 # -- R7: who is the client ------------------------------------------------------------------------
-
-SRC_R7 = "RFC 7521 4.2, RFC 7523 3"
 
 
 def _r7_client(s: _State) -> Finding:
@@ -202,26 +216,22 @@ def _r7_client(s: _State) -> Finding:
             "client.body_mismatch",
             f"sub = client_id {ctx.client_id!r}",
             _show(sub),
-            SRC_R7,
             "the client_id form parameter and the assertion's sub must name one client",
         )
     if ctx.client_registered is None:
-        return _skip("R7", "client.registered", "no client registry here", SRC_R7)
+        return _skip("R7", "client.registered", "no client registry here")
     if not ctx.client_registered:
         return _fail(
             "R7",
             "client.unknown",
             "sub naming a registered client",
             _show(sub),
-            SRC_R7,
             "iss and sub must both be your client_id (the NHS calls it the API key)",
         )
-    return _pass("R7", "client.registered", "a registered client", _show(sub), SRC_R7)
+    return _pass("R7", "client.registered", "a registered client", _show(sub))
 
 
 # -- R8: algorithm --------------------------------------------------------------------------------
-
-SRC_R8 = "RFC 8725 3.1-3.2"
 
 
 def _r8_alg(s: _State) -> Finding:
@@ -229,14 +239,13 @@ def _r8_alg(s: _State) -> Finding:
     profile = s.ctx.profile
     allowed = ", ".join(sorted(profile.algs))
     if alg is _MISSING or not isinstance(alg, str):
-        return _fail("R8", "alg.missing", f"alg one of {allowed}", _show(alg), SRC_R8)
+        return _fail("R8", "alg.missing", f"alg one of {allowed}", _show(alg))
     if alg.lower() == "none":
         return _fail(
             "R8",
             "alg.none",
             f"alg one of {allowed}",
             alg,
-            SRC_R8,
             "an unsigned JWT proves nothing; sign it with your private key",
         )
     if alg.upper().startswith("HS"):
@@ -245,7 +254,6 @@ def _r8_alg(s: _State) -> Finding:
             "alg.hmac",
             f"alg one of {allowed}",
             alg,
-            SRC_R8,
             "HMAC algorithms are client_secret_jwt, not private_key_jwt; sign with your "
             "private key (RSA/EC/Ed25519)",
         )
@@ -255,22 +263,20 @@ def _r8_alg(s: _State) -> Finding:
             hint = f"the {profile.name} profile requires {profile.preferred_alg}"
             if alg.startswith("ES"):
                 hint += " (an RSA key); an EC key cannot make this signature"
-        return _fail("R8", "alg.not_allowed", f"alg one of {allowed}", alg, SRC_R8, hint)
+        return _fail("R8", "alg.not_allowed", f"alg one of {allowed}", alg, hint)
     if s.ctx.client_alg and alg != s.ctx.client_alg:
         return _fail(
             "R8",
             "alg.registered_mismatch",
             f"alg {s.ctx.client_alg} (registered)",
             alg,
-            SRC_R8,
             "sign with the algorithm registered for this client",
         )
-    return _pass("R8", "alg.ok", f"alg one of {allowed}", alg, SRC_R8)
+    return _pass("R8", "alg.ok", f"alg one of {allowed}", alg)
 
 
 # -- R9: which key --------------------------------------------------------------------------------
 
-SRC_R9 = "OIDC Core 10.1, RFC 8725 3.1, 3.10"
 _UNTRUSTED_KEY_HEADERS = ("jwk", "jku", "x5u")
 
 
@@ -284,31 +290,28 @@ def _r9_key(s: _State) -> Finding:
                 "key.untrusted_header",
                 "keys only from the client's registration",
                 f"header {name!r}",
-                SRC_R9,
                 f"remove the {name} header: servers must never take the key from the JWT",
             )
     kid = header.get("kid", _MISSING)
     if kid is not _MISSING and not isinstance(kid, str):
-        return _fail("R9", "kid.type", "kid a string", _show(kid), SRC_R9)
+        return _fail("R9", "kid.type", "kid a string", _show(kid))
     if kid is _MISSING and profile.kid_required:
         return _fail(
             "R9",
             "kid.missing",
             "a kid header",
             "(absent)",
-            SRC_R9,
             "add the kid of your registered public key to the JWT header",
         )
     keys = s.ctx.keys
     if keys is None:
-        return _skip("R9", "key.selected", "no JWKS given", SRC_R9)
+        return _skip("R9", "key.selected", "no JWKS given")
     if kid is _MISSING and len(keys.keys) > 1:
         return _fail(
             "R9",
             "kid.missing",
             "a kid header (the JWKS has several keys)",
             "(absent)",
-            SRC_R9,
             "add the kid of the signing key to the JWT header",
         )
     key = keys.get(None if kid is _MISSING else kid)
@@ -318,7 +321,6 @@ def _r9_key(s: _State) -> Finding:
             "kid.unknown",
             "kid one of " + _show(", ".join(keys.kids)),
             _show(kid),
-            SRC_R9,
             "the kid must match a key in your registered JWKS; publish the key (and wait for "
             "the server's JWKS cache) before signing with it",
         )
@@ -333,23 +335,19 @@ def _r9_key(s: _State) -> Finding:
         else:
             expected = f"an alg the key can do ({', '.join(key.algs)})"
             hint = f"key {key.kid!r} is {key.kty}; sign with {key.alg}"
-        return _fail("R9", "key.type_mismatch", expected, _show(alg), SRC_R9, hint)
+        return _fail("R9", "key.type_mismatch", expected, _show(alg), hint)
     if key.kty == "RSA" and key.size < profile.min_rsa_bits:
-        return _fail(
-            "R9", "key.too_small", f"RSA >= {profile.min_rsa_bits} bits", str(key.size), SRC_R9
-        )
+        return _fail("R9", "key.too_small", f"RSA >= {profile.min_rsa_bits} bits", str(key.size))
     s.key = key
-    return _pass("R9", "key.selected", "a registered key", f"kid {key.kid!r}", SRC_R9)
+    return _pass("R9", "key.selected", "a registered key", f"kid {key.kid!r}")
 
 
 # -- R11: signature -------------------------------------------------------------------------------
 
-SRC_R11 = "RFC 7523 3, RFC 7518 3.4"
-
 
 def _r11_signature(s: _State) -> Finding:
     if s.key is None:
-        return _skip("R11", "signature.valid", "no key selected", SRC_R11)
+        return _skip("R11", "signature.valid", "no key selected")
     alg = str(s.jwt.header.get("alg"))
     impl = JWSRegistry.algorithms.get(alg)
     try:
@@ -360,13 +358,12 @@ def _r11_signature(s: _State) -> Finding:
         hint = "the JWT was not signed by the private half of the registered key"
         if alg.startswith("ES"):
             hint += "; ECDSA signatures must be raw R||S (64 bytes for ES256), not DER"
-        return _fail("R11", "signature.invalid", "a valid signature", "invalid", SRC_R11, hint)
-    return _pass("R11", "signature.valid", "a valid signature", "valid", SRC_R11)
+        return _fail("R11", "signature.invalid", "a valid signature", "invalid", hint)
+    return _pass("R11", "signature.valid", "a valid signature", "valid")
 
 
 # -- R12: typ -------------------------------------------------------------------------------------
 
-SRC_R12 = "rfc7523bis 4, RFC 8725 3.11-3.12"
 _EXPLICIT = {EXPLICIT_TYP, "application/" + EXPLICIT_TYP}
 
 
@@ -375,13 +372,12 @@ def _r12_typ(s: _State) -> Finding:
     policy = s.ctx.profile.typ_policy
     if policy is TypPolicy.EXPLICIT or s.ctx.require_explicit_typ:
         if isinstance(typ, str) and typ.lower() in _EXPLICIT:
-            return _pass("R12", "typ.ok", EXPLICIT_TYP, typ, SRC_R12)
+            return _pass("R12", "typ.ok", EXPLICIT_TYP, typ)
         return _fail(
             "R12",
             "typ.explicit_required",
             EXPLICIT_TYP,
             _show(typ),
-            SRC_R12,
             f"this server requires explicit typing: set the header typ to {EXPLICIT_TYP}",
         )
     if policy is TypPolicy.JWT:
@@ -391,30 +387,26 @@ def _r12_typ(s: _State) -> Finding:
                 "typ.missing",
                 "typ JWT",
                 "(absent)",
-                SRC_R12,
                 'add "typ": "JWT" to the header; some libraries drop it when you pass '
                 "extra headers (jose-jwt does)",
             )
         if not isinstance(typ, str) or typ.upper() != "JWT":
-            return _fail("R12", "typ.wrong", "typ JWT", _show(typ), SRC_R12, 'use "typ": "JWT"')
-        return _pass("R12", "typ.ok", "typ JWT", typ, SRC_R12)
+            return _fail("R12", "typ.wrong", "typ JWT", _show(typ), 'use "typ": "JWT"')
+        return _pass("R12", "typ.ok", "typ JWT", typ)
     if typ is _MISSING:
-        return _pass("R12", "typ.ok", f"absent, JWT or {EXPLICIT_TYP}", "(absent)", SRC_R12)
+        return _pass("R12", "typ.ok", f"absent, JWT or {EXPLICIT_TYP}", "(absent)")
     if isinstance(typ, str) and (typ.upper() == "JWT" or typ.lower() in _EXPLICIT):
-        return _pass("R12", "typ.ok", f"absent, JWT or {EXPLICIT_TYP}", typ, SRC_R12)
+        return _pass("R12", "typ.ok", f"absent, JWT or {EXPLICIT_TYP}", typ)
     return _fail(
         "R12",
         "typ.wrong",
         f"absent, JWT or {EXPLICIT_TYP}",
         _show(typ),
-        SRC_R12,
         "a token of another type (an access token, a DPoP proof) is not a client assertion",
     )
 
 
 # -- R13: iss and sub -----------------------------------------------------------------------------
-
-SRC_R13 = "RFC 7523 3, OIDC Core 9"
 
 
 def _r13_iss_sub(s: _State) -> Finding:
@@ -424,28 +416,23 @@ def _r13_iss_sub(s: _State) -> Finding:
     expected = f"iss = sub = {s.ctx.client_id!r}" if s.ctx.client_id else "iss = sub = client_id"
     got = f"iss={_show(iss)} sub={_show(sub)}"
     if iss is _MISSING or not isinstance(iss, str) or not iss:
-        return _fail("R13", "iss.missing", expected, got, SRC_R13, "set iss to your client_id")
+        return _fail("R13", "iss.missing", expected, got, "set iss to your client_id")
     if sub is _MISSING or not isinstance(sub, str) or not sub:
         return _fail(
             "R13",
             "sub.missing",
             expected,
             got,
-            SRC_R13,
             "set sub to your client_id as well (the NHS platform requires both iss and sub)",
         )
     if iss != sub:
-        return _fail("R13", "iss_sub.mismatch", expected, got, SRC_R13, "iss and sub must be equal")
+        return _fail("R13", "iss_sub.mismatch", expected, got, "iss and sub must be equal")
     if s.ctx.client_id is not None and iss != s.ctx.client_id:
-        return _fail(
-            "R13", "iss.wrong", expected, got, SRC_R13, "iss and sub must be your client_id"
-        )
-    return _pass("R13", "iss_sub.ok", expected, got, SRC_R13)
+        return _fail("R13", "iss.wrong", expected, got, "iss and sub must be your client_id")
+    return _pass("R13", "iss_sub.ok", expected, got)
 
 
 # -- R14: aud -------------------------------------------------------------------------------------
-
-SRC_R14 = "rfc7523bis 4, OIDC Core 9 errata 3, FAPI2 5.3.2.1-8"
 
 
 def _r14_aud(s: _State) -> Finding:
@@ -460,30 +447,29 @@ def _r14_aud(s: _State) -> Finding:
             hint += " (you sent the issuer; this server wants the token URL)"
         if token_url is None:
             if isinstance(aud, str) and aud:
-                return _skip("R14", "aud.value", "token URL not given; aud not compared", SRC_R14)
-            return _fail("R14", "aud.missing", expected, _show(aud), SRC_R14, hint)
+                return _skip("R14", "aud.value", "token URL not given; aud not compared")
+            return _fail("R14", "aud.missing", expected, _show(aud), hint)
         if aud == token_url:
-            return _pass("R14", "aud.ok", expected, aud, SRC_R14)
+            return _pass("R14", "aud.ok", expected, aud)
         code = "aud.missing" if aud is _MISSING else "aud.wrong"
-        return _fail("R14", code, expected, _show(aud), SRC_R14, hint)
+        return _fail("R14", code, expected, _show(aud), hint)
 
     if issuer is None and token_url is None:
         if isinstance(aud, str | list) and aud:
-            return _skip("R14", "aud.value", "issuer not given; aud not compared", SRC_R14)
-        return _fail("R14", "aud.missing", "aud = the issuer", _show(aud), SRC_R14)
+            return _skip("R14", "aud.value", "issuer not given; aud not compared")
+        return _fail("R14", "aud.missing", "aud = the issuer", _show(aud))
     if aud is _MISSING:
-        return _fail("R14", "aud.missing", f"aud = {issuer}", "(absent)", SRC_R14)
+        return _fail("R14", "aud.missing", f"aud = {issuer}", "(absent)")
     if policy is AudiencePolicy.STRICT:
         expected = f"aud = {issuer!r} (a string)"
         if aud == issuer:
-            return _pass("R14", "aud.ok", expected, _show(aud), SRC_R14)
+            return _pass("R14", "aud.ok", expected, _show(aud))
         if isinstance(aud, list) and aud == [issuer]:
             return _fail(
                 "R14",
                 "aud.array",
                 expected,
                 _show(aud),
-                SRC_R14,
                 "send the issuer as a plain string, not a one-element array (OIDC errata 3)",
             )
         if token_url and (aud == token_url or (isinstance(aud, list) and token_url in aud)):
@@ -492,7 +478,6 @@ def _r14_aud(s: _State) -> Finding:
                 "aud.token_endpoint",
                 expected,
                 _show(aud),
-                SRC_R14,
                 "since the 2025 audience-injection fixes this server wants the issuer "
                 "identifier in aud, not the token endpoint URL (use the rfc7523bis profile)",
             )
@@ -501,7 +486,6 @@ def _r14_aud(s: _State) -> Finding:
             "aud.wrong",
             expected,
             _show(aud),
-            SRC_R14,
             "aud must be the authorization server's issuer identifier (from its metadata)",
         )
     accepted = [a for a in (issuer, token_url) if a]
@@ -510,31 +494,26 @@ def _r14_aud(s: _State) -> Finding:
         accepted = [issuer] if issuer else []
         expected = f"aud = {issuer} (string or one-element array)"
         if aud == issuer or (isinstance(aud, list) and aud == [issuer]):
-            return _pass("R14", "aud.ok", expected, _show(aud), SRC_R14)
+            return _pass("R14", "aud.ok", expected, _show(aud))
     elif isinstance(aud, str) and aud in accepted:
-        return _pass("R14", "aud.ok", expected, aud, SRC_R14)
+        return _pass("R14", "aud.ok", expected, aud)
     elif (
         isinstance(aud, list)
         and aud
         and all(isinstance(a, str) for a in aud)
         and any(a in accepted for a in aud)
     ):
-        return _pass("R14", "aud.ok", expected, _show(aud), SRC_R14)
+        return _pass("R14", "aud.ok", expected, _show(aud))
     return _fail(
         "R14",
         "aud.wrong",
         expected,
         _show(aud),
-        SRC_R14,
         "aud must be the server's issuer identifier (or, for older servers, the token URL)",
     )
 
 
 # -- R15/R16/R17: time ----------------------------------------------------------------------------
-
-SRC_R15 = "RFC 7523 3, RFC 7519 4.1.4"
-SRC_R16 = "RFC 7519 4.1.5, FAPI2 5.3.2.1-13"
-SRC_R17 = "RFC 7523 3, 5"
 
 
 def _r15_exp(s: _State) -> Finding:
@@ -544,18 +523,17 @@ def _r15_exp(s: _State) -> Finding:
         hint = "add exp (now + 60 s is plenty; at most 300 s)"
         if "expires" in s.jwt.claims or "expiry" in s.jwt.claims:
             hint = "the claim is called exp (seconds since the epoch)"
-        return _fail("R15", "exp.missing", "exp, a number", "(absent)", SRC_R15, hint)
+        return _fail("R15", "exp.missing", "exp, a number", "(absent)", hint)
     if not _num(exp):
         hint = "exp must be a JSON number of seconds, not a string: int(time.time()) + 300"
         got = f"{_show(exp)!r} (a JSON {_json_type(exp)})"
-        return _fail("R15", "exp.type", "exp, a number", got, SRC_R15, hint)
+        return _fail("R15", "exp.type", "exp, a number", got, hint)
     if s.ctx.profile.exp_must_be_integer and not isinstance(exp, int):
         return _fail(
             "R15",
             "exp.integer",
             "exp, an integer",
             _show(exp),
-            SRC_R15,
             "send whole seconds: int(time.time()) + 300",
         )
     if exp <= s.ctx.now - skew:
@@ -565,10 +543,9 @@ def _r15_exp(s: _State) -> Finding:
             "exp.expired",
             f"exp after now (skew {skew} s)",
             f"expired {ago} s ago",
-            SRC_R15,
             "make a fresh assertion for every request; check your clock (NTP)",
         )
-    return _pass("R15", "exp.ok", "exp in the future", f"in {int(exp - s.ctx.now)} s", SRC_R15)
+    return _pass("R15", "exp.ok", "exp in the future", f"in {int(exp - s.ctx.now)} s")
 
 
 def _r16_iat_nbf(s: _State) -> Finding:
@@ -586,7 +563,6 @@ def _r16_iat_nbf(s: _State) -> Finding:
                 f"{name}.type",
                 f"{name}, a number",
                 _show(value),
-                SRC_R16,
                 f"{name} must be a JSON number of seconds since the epoch",
             )
         ahead = value - now
@@ -596,34 +572,28 @@ def _r16_iat_nbf(s: _State) -> Finding:
                 f"{name}.future",
                 f"{name} not after now + {limit} s",
                 f"{int(ahead)} s ahead",
-                SRC_R16,
                 "your clock is ahead of the server's: sync it (NTP), or let pkjwt "
                 "correct skew from the server's Date header",
             )
-    return _pass("R16", "iat_nbf.ok", f"iat/nbf not after now + {limit} s", "ok", SRC_R16)
+    return _pass("R16", "iat_nbf.ok", f"iat/nbf not after now + {limit} s", "ok")
 
 
 def _r17_lifetime(s: _State) -> Finding:
     exp = s.jwt.claims.get("exp")
     cap = s.ctx.profile.max_lifetime
     if not _num(exp):
-        return _skip("R17", "exp.lifetime", "exp unusable (see R15)", SRC_R17)
+        return _skip("R17", "exp.lifetime", "exp unusable (see R15)")
     assert isinstance(exp, int | float)
     ahead = exp - s.ctx.now
     if ahead > cap:
-        hint = f"exp may be at most {cap} s after now; use now + 300 or less"
-        if s.ctx.profile.name == "nhs":
-            hint = "the NHS platform allows exp at most 5 minutes ahead: int(time()) + 300"
-        return _fail(
-            "R17", "exp.too_far", f"exp - now <= {cap} s", f"{int(ahead)} s", SRC_R17, hint
+        hint = s.ctx.profile.lifetime_hint or (
+            f"exp may be at most {cap} s after now; use now + 300 or less"
         )
-    return _pass("R17", "exp.lifetime", f"exp - now <= {cap} s", f"{int(ahead)} s", SRC_R17)
+        return _fail("R17", "exp.too_far", f"exp - now <= {cap} s", f"{int(ahead)} s", hint)
+    return _pass("R17", "exp.lifetime", f"exp - now <= {cap} s", f"{int(ahead)} s")
 
 
 # -- R18/R19: jti ---------------------------------------------------------------------------------
-
-SRC_R18 = "OIDC Core 9"
-SRC_R19 = "RFC 7523 3, OIDC Core 9"
 
 
 def _r18_jti(s: _State) -> Finding:
@@ -633,25 +603,24 @@ def _r18_jti(s: _State) -> Finding:
         hint = "add a unique jti to every assertion: str(uuid.uuid4())"
         if "jit" in s.jwt.claims:
             hint = "the claims hold 'jit': a typo for 'jti'"
-        return _fail("R18", "jti.missing", "jti, a unique string", "(absent)", SRC_R18, hint)
+        return _fail("R18", "jti.missing", "jti, a unique string", "(absent)", hint)
     if not isinstance(jti, str) or not jti:
         return _fail(
             "R18",
             "jti.type",
             "jti, a non-empty string",
             _show(jti),
-            SRC_R18,
             "jti must be a unique string such as a GUID: str(uuid.uuid4())",
         )
     if len(jti) > cap:
-        return _fail("R18", "jti.length", f"jti of at most {cap} chars", str(len(jti)), SRC_R18)
-    return _pass("R18", "jti.ok", "jti, a unique string", _show(jti, 40), SRC_R18)
+        return _fail("R18", "jti.length", f"jti of at most {cap} chars", str(len(jti)))
+    return _pass("R18", "jti.ok", "jti, a unique string", _show(jti, 40))
 
 
 def _r19_replay(s: _State) -> Finding:
     replay = s.ctx.replay
     if replay is None:
-        return _skip("R19", "jti.replay", "no replay store here", SRC_R19)
+        return _skip("R19", "jti.replay", "no replay store here")
     claims = s.jwt.claims
     profile = s.ctx.profile
     exp = claims["exp"]
@@ -662,36 +631,34 @@ def _r19_replay(s: _State) -> Finding:
             "jti.replay",
             "a jti not used before",
             _show(claims["jti"], 40),
-            SRC_R19,
             "never reuse an assertion: make a new one (new jti) for every token request",
         )
-    return _pass("R19", "jti.fresh", "a jti not used before", "fresh", SRC_R19)
+    return _pass("R19", "jti.fresh", "a jti not used before", "fresh")
 
 
-RULES: tuple[Rule, ...] = (
-    Rule("R7", "sub names a registered client", SRC_R7, _r7_client),
-    Rule("R8", "alg allowed", SRC_R8, _r8_alg),
-    Rule("R9", "key from the registration, selected by kid", SRC_R9, _r9_key),
-    Rule("R11", "signature verifies", SRC_R11, _r11_signature),
-    Rule("R12", "typ acceptable", SRC_R12, _r12_typ),
-    Rule("R13", "iss = sub = client_id", SRC_R13, _r13_iss_sub),
-    Rule("R14", "aud is the right audience", SRC_R14, _r14_aud),
-    Rule("R15", "exp present and in the future", SRC_R15, _r15_exp),
-    Rule("R16", "iat/nbf not in the future", SRC_R16, _r16_iat_nbf),
-    Rule("R17", "lifetime within the cap", SRC_R17, _r17_lifetime),
-    Rule("R18", "jti present", SRC_R18, _r18_jti),
+RULES: tuple[Rule, ...] = tuple(
+    Rule(CATALOGUE[rule_id], run)
+    for rule_id, run in (
+        ("R7", _r7_client),
+        ("R8", _r8_alg),
+        ("R9", _r9_key),
+        ("R11", _r11_signature),
+        ("R12", _r12_typ),
+        ("R13", _r13_iss_sub),
+        ("R14", _r14_aud),
+        ("R15", _r15_exp),
+        ("R16", _r16_iat_nbf),
+        ("R17", _r17_lifetime),
+        ("R18", _r18_jti),
+    )
 )
-REPLAY_RULE = Rule("R19", "jti not replayed", SRC_R19, _r19_replay)
-RULE_TITLES: dict[str, str] = {
-    "R5": "a single compact JWS of bounded size",
-    "R6": "header and payload are strict JSON objects",
-    **{r.id: r.title for r in (*RULES, REPLAY_RULE)},
-}
+REPLAY_RULE = Rule(CATALOGUE["R19"], _r19_replay)
+#: every rule's title by id (the doctor prints them; R1-R20, from the catalogue)
+RULE_TITLES: dict[str, str] = {rule_id: info.title for rule_id, info in CATALOGUE.items()}
 
 
 def _structure(jwt: DecodedJWT) -> list[Finding]:
-    src5, src6 = "RFC 7523 2.2", "RFC 7515 4, RFC 7519 4"
-    findings = [_pass("R5", "jws.compact", "compact JWS", f"{jwt.size} bytes", src5)]
+    findings = [_pass("R5", "jws.compact", "compact JWS", f"{jwt.size} bytes")]
     crit = jwt.header.get("crit", _MISSING)
     if crit is not _MISSING:
         findings.append(
@@ -700,12 +667,11 @@ def _structure(jwt: DecodedJWT) -> list[Finding]:
                 "jws.crit",
                 "no crit header",
                 _show(crit),
-                src6,
                 "no critical extensions are understood; remove crit",
             )
         )
     else:
-        findings.append(_pass("R6", "json.ok", "JSON objects", "ok", src6))
+        findings.append(_pass("R6", "json.ok", "JSON objects", "ok"))
     return findings
 
 
@@ -714,17 +680,20 @@ def check(
     ctx: RuleContext,
     *,
     rules: Sequence[Rule] = RULES,
+    replay: bool = True,
 ) -> Report:
-    """Judge an assertion against the rule table; never raises on bad input."""
+    """Judge an assertion against the rule table; never raises on bad input.
+
+    ``replay=False`` leaves R19 out of the report, for a caller that runs it itself
+    (:func:`replay_finding`) when its own policy says the ``jti`` is due to be recorded."""
     if isinstance(token, DecodedJWT):
         jwt = token
     else:
         try:
             jwt = decode_compact(token, max_bytes=ctx.profile.max_assertion_bytes)
         except DecodeError as exc:
-            src = "RFC 7523 2.2" if exc.rule == "R5" else "RFC 7515 4, RFC 7519 4"
             expected = "a compact JWS" if exc.rule == "R5" else "JSON objects"
-            failure = _fail(exc.rule, exc.code, expected, exc.message, src, exc.hint or "")
+            failure = _fail(exc.rule, exc.code, expected, exc.message, exc.hint or "")
             return Report((failure,))
     findings = _structure(jwt)
     if findings[-1].verdict is Verdict.FAIL:  # R6 (R5 passed, or decoding would have failed)
@@ -735,6 +704,13 @@ def check(
         finding = rule.run(state)
         findings.append(finding)
         failed = failed or finding.verdict is Verdict.FAIL
-    if not failed:
+    if replay and not failed:
         findings.append(REPLAY_RULE.run(state))
     return Report(tuple(findings), jwt.header, jwt.claims)
+
+
+def replay_finding(jwt: DecodedJWT, ctx: RuleContext) -> Finding:
+    """Rule R19 alone: record the ``jti`` through ``ctx.replay`` (the one side effect). For a
+    caller that decides itself when recording is due (the server's NHS dialect records after
+    its claim checks, even when a later check fails)."""
+    return REPLAY_RULE.run(_State(jwt, ctx))

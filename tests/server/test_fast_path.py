@@ -1,4 +1,4 @@
-"""The token route as served (``with_fast_path``), driven through raw ASGI messages: the
+"""The token route as served (``create_app``'s fast path), driven through raw ASGI messages: the
 cases a socket cannot produce on demand (chunking, a disconnect in the middle of a body)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pkjwt.server.app import create_app, with_fast_path
+from pkjwt.server.app import create_app
+from pkjwt.server.http import MAX_BODY
 from pkjwt.server.replay import MemoryReplayStore
-from pkjwt.server.token_endpoint import MAX_BODY
 
 from .conftest import FORM, Srv
 
@@ -52,9 +52,7 @@ def _call(
 
 @pytest.fixture
 def served(bis: Srv) -> Any:
-    return with_fast_path(
-        create_app(bis.state.config, issuer=bis.issuer, replay=MemoryReplayStore())
-    )
+    return create_app(bis.state.config, issuer=bis.issuer, replay=MemoryReplayStore())
 
 
 def _reply(sent: list[dict[str, Any]]) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -114,9 +112,7 @@ def test_the_request_log_cannot_be_forged_by_what_a_client_sends(
     bis: Srv, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="pkjwt.server")
-    served = with_fast_path(
-        create_app(bis.state.config, issuer=bis.issuer, replay=MemoryReplayStore())
-    )
+    served = create_app(bis.state.config, issuer=bis.issuer, replay=MemoryReplayStore())
     body = b"grant_type=x%0AINFO:     token 200 client=admin issued%1b[31m"
     status, _, _ = _reply(_call(served, "POST", "/oauth2/token", [body]))
     assert status == 400

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pkjwt.server.token_endpoint import MAX_FORM_FIELDS, parse_form
+from pkjwt.server.http import MAX_FORM_FIELDS, parse_form
 
 _FORM_CHARS = st.text(alphabet="ab=&%+2AFz0._-~:/ ", max_size=60)
 

@@ -16,15 +16,14 @@ from typing import Any
 import click
 import httpx
 
-from ..assertion import AssertionFactory
+from .. import forge
 from ..client import TokenClient
-from ..decode import b64url
 from ..doctor import diagnose
 from ..integrations.httpx import HttpxAuth
-from ..keys import KeySet, generate_key, jwks
+from ..keys import Key, KeySet, generate_key, jwks
 from ..profiles import JWT_BEARER, NHS
 from ..server.config import parse_config
-from ..server.run import run_in_thread
+from ..server.run import RunningServer, run_in_thread
 from .doctor import render_report
 
 DEMO_CLIENT_ID = "demo-api-key"
@@ -58,14 +57,7 @@ def command(size: int, keep: bool) -> None:
       pkjwt demo
     """
     workdir = Path(tempfile.mkdtemp(prefix="pkjwt-demo-"))
-    _step(1, f"generate an RSA-{size} key for RS512 (the NHS norm) and its public JWKS")
-    t0 = time.perf_counter()
-    key = generate_key("RS512", kid="demo-1", size=size)
-    published = jwks([key])
-    (workdir / "jwks.json").write_text(json.dumps(published, indent=2))
-    click.echo(f"    {key.describe()}  ({(time.perf_counter() - t0) * 1000:.0f} ms)")
-    click.echo(f"    JWKS to register: {workdir / 'jwks.json'} (public members only)")
-
+    key, published = _make_key(workdir, size)
     config = parse_config(
         {
             "profile": "nhs",
@@ -75,59 +67,16 @@ def command(size: int, keep: bool) -> None:
         source="demo",
     )
     with run_in_thread(config) as server:
-        token_url = server.token_url
         _step(2, "local authorization server running in NHS mode")
-        click.echo(f"    token endpoint {token_url}  (replay store: SQLite, 30-day jti memory)")
-
-        _step(3, "get a token with the library: TokenClient(profile='nhs')")
-        client = TokenClient(token_url=token_url, client_id=DEMO_CLIENT_ID, key=key, profile="nhs")
-        t0 = time.perf_counter()
-        token = client.get_token()
-        fetched_ms = (time.perf_counter() - t0) * 1000
-        seen = server.state.requests[-1]
-        _show("header", seen.header)
-        _show("claims", seen.claims)
-        raw = dict(token.raw)
-        raw["access_token"] = _short(token.access_token)
-        _show("response", raw)
         click.echo(
-            f"    fetched in {fetched_ms:.0f} ms; expires in "
-            f"{token.expires_at - time.time():.0f} s; the next get_token() is a cache hit: "
-            f"{client.get_token() is token}"
+            f"    token endpoint {server.token_url}  (replay store: SQLite, 30-day jti memory)"
         )
-
-        _step(4, "call the protected echo API with the token attached (HttpxAuth)")
-        with httpx.Client(auth=HttpxAuth(client)) as http:
-            response = http.get(server.issuer + "/echo")
-        click.echo(f"    GET /echo -> HTTP {response.status_code}")
-        _show("body", response.json())
-
-        _step(5, "a hand-built assertion with the classic mistakes, and the server's answer")
-        now = int(time.time())
-        header = {"alg": "RS512", "kid": "demo-1"}  # no typ
-        claims = {"iss": DEMO_CLIENT_ID, "aud": token_url, "jit": "1", "exp": str(now + 3600)}
-        signing_input = (
-            f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
-        )
-        factory = AssertionFactory(key, client_id=DEMO_CLIENT_ID, token_url=token_url)
-        bad = f"{signing_input}.{b64url(factory.signer.sign(signing_input.encode()))}"
-        _show("header", header)
-        _show("claims", claims)
-        refused = httpx.post(
-            token_url,
-            content=(
-                f"grant_type=client_credentials&client_assertion_type={JWT_BEARER}"
-                f"&client_assertion={bad}"
-            ).encode(),
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        click.echo(
-            f"    server -> HTTP {refused.status_code} {refused.json()['error_description']}"
-        )
-        click.echo("    the platform names only the first problem; doctor names them all:")
-        report = diagnose(bad, profile=NHS, token_url=token_url, jwks=KeySet((key.public(),)))
-        render_report(report, "nhs", show_parts=False)
-        client.close()
+        with TokenClient(
+            token_url=server.token_url, client_id=DEMO_CLIENT_ID, key=key, profile="nhs"
+        ) as client:
+            _get_token(server, client)
+            _call_api(server, client)
+        _refused(server, key)
     if keep:
         click.echo(f"\nfiles kept in {workdir}")
     else:
@@ -135,3 +84,67 @@ def command(size: int, keep: bool) -> None:
             path.unlink()
         workdir.rmdir()
     click.echo(click.style("\ndemo finished: every step ran", fg="green", bold=True))
+
+
+def _make_key(workdir: Path, size: int) -> tuple[Key, dict[str, Any]]:
+    _step(1, f"generate an RSA-{size} key for RS512 (the NHS norm) and its public JWKS")
+    t0 = time.perf_counter()
+    key = generate_key("RS512", kid="demo-1", size=size)
+    published = jwks([key])
+    (workdir / "jwks.json").write_text(json.dumps(published, indent=2))
+    click.echo(f"    {key.describe()}  ({(time.perf_counter() - t0) * 1000:.0f} ms)")
+    click.echo(f"    JWKS to register: {workdir / 'jwks.json'} (public members only)")
+    return key, published
+
+
+def _get_token(server: RunningServer, client: TokenClient) -> None:
+    _step(3, "get a token with the library: TokenClient(profile='nhs')")
+    t0 = time.perf_counter()
+    token = client.get_token()
+    fetched_ms = (time.perf_counter() - t0) * 1000
+    seen = server.state.requests[-1]
+    _show("header", seen.header)
+    _show("claims", seen.claims)
+    raw = dict(token.raw)
+    raw["access_token"] = _short(token.access_token)
+    _show("response", raw)
+    click.echo(
+        f"    fetched in {fetched_ms:.0f} ms; expires in "
+        f"{token.expires_at - time.time():.0f} s; the next get_token() is a cache hit: "
+        f"{client.get_token() is token}"
+    )
+
+
+def _call_api(server: RunningServer, client: TokenClient) -> None:
+    _step(4, "call the protected echo API with the token attached (HttpxAuth)")
+    with httpx.Client(auth=HttpxAuth(client)) as http:
+        response = http.get(server.issuer + "/echo")
+    click.echo(f"    GET /echo -> HTTP {response.status_code}")
+    _show("body", response.json())
+
+
+def _refused(server: RunningServer, key: Key) -> None:
+    _step(5, "a hand-built assertion with the classic mistakes, and the server's answer")
+    token_url = server.token_url
+    header = {"alg": "RS512", "kid": "demo-1"}  # no typ
+    claims = {
+        "iss": DEMO_CLIENT_ID,
+        "aud": token_url,
+        "jit": "1",
+        "exp": str(int(time.time()) + 3600),
+    }
+    bad = forge.sign(key, header, claims)
+    _show("header", header)
+    _show("claims", claims)
+    refused = httpx.post(
+        token_url,
+        content=(
+            f"grant_type=client_credentials&client_assertion_type={JWT_BEARER}"
+            f"&client_assertion={bad}"
+        ).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    click.echo(f"    server -> HTTP {refused.status_code} {refused.json()['error_description']}")
+    click.echo("    the platform names only the first problem; doctor names them all:")
+    report = diagnose(bad, profile=NHS, token_url=token_url, jwks=KeySet((key.public(),)))
+    render_report(report, NHS, show_parts=False)

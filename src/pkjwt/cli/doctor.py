@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from .. import nhs
 from ..doctor import diagnose, guess_profile
 from ..keys import load_jwks
-from ..profiles import PROFILES, get_profile
+from ..profiles import PROFILES, Profile, get_profile
 from ..rules import RULE_TITLES, Report, Verdict
+from ..server.dialects import dialect_for
 from .common import echo_json
 
 _MARK = {
@@ -24,14 +24,17 @@ _MARK = {
 
 
 def render_report(
-    report: Report, profile_name: str, *, show_parts: bool = True, err: bool = False
+    report: Report, profile: Profile | str, *, show_parts: bool = True, err: bool = False
 ) -> None:
-    """Human-readable verdicts, one line per rule, the fix under each failure."""
+    """Human-readable verdicts, one line per rule, the fix under each failure, and how a
+    server of the profile's dialect answers it."""
     echo = functools.partial(click.echo, err=err)
+    prof = get_profile(profile)
+    dialect = dialect_for(prof)
     if show_parts and (report.header or report.claims):
         echo(click.style("header (untrusted): ", bold=True) + json.dumps(report.header))
         echo(click.style("claims (untrusted): ", bold=True) + json.dumps(report.claims))
-    echo(click.style(f"rules ({profile_name} profile):", bold=True))
+    echo(click.style(f"rules ({prof.name} profile):", bold=True))
     for f in report.findings:
         word, color = _MARK[f.verdict]
         title = RULE_TITLES.get(f.rule, "")
@@ -40,12 +43,7 @@ def render_report(
             line += f"\n         expected {f.expected}\n         got      {f.got}"
             if f.hint:
                 line += "\n         " + click.style("fix: ", fg="yellow") + f.hint
-            row = nhs.row_for(f.code) if profile_name == "nhs" else None
-            answer = (
-                f"the NHS platform answers {row.status} {row.error}: {row.description}"
-                if row
-                else f"a server answers {f.error}"
-            )
+            answer = dialect.public_answer(f)
             line += f"\n         ({f.source}; {answer}; code {f.code})"
         elif f.verdict is Verdict.SKIP:
             line += click.style(f"  ({f.got})", fg="bright_black")
@@ -108,5 +106,5 @@ def command(
     else:
         if profile is None:
             click.echo(f"profile: {prof.name} (guessed; pass --profile to choose)")
-        render_report(report, prof.name)
+        render_report(report, prof)
     sys.exit(0 if report.ok else 1)

@@ -26,11 +26,10 @@ from typing import Any
 
 from ..errors import ConfigError, KeyLoadError
 from ..keys import KeySet, load_jwks
-from ..profiles import PROFILES, Profile, get_profile
+from ..profiles import PROFILES, AudiencePolicy, Profile, get_profile
+from .replay import parse_replay_url
 
 __all__ = ["ClientConfig", "ServerConfig", "load_config", "parse_config"]
-
-REPLAY_SCHEMES = ("memory://", "sqlite://", "redis://", "rediss://", "unix://")
 
 _CLIENT_KEYS = {
     "client_id",
@@ -202,8 +201,6 @@ def parse_config(
                 raise ConfigError(f"{source}: {key} must be a non-negative integer")
             overrides[attr] = value
     if "audience_policy" in data:
-        from ..profiles import AudiencePolicy
-
         try:
             overrides["audience_policy"] = AudiencePolicy(str(data["audience_policy"]))
         except ValueError:
@@ -220,10 +217,7 @@ def parse_config(
     if not isinstance(lifetime, int) or not 1 <= lifetime <= 86400:
         raise ConfigError(f"{source}: token_lifetime must be an integer from 1 to 86400")
     replay = data.get("replay_store", "sqlite:///")
-    if not isinstance(replay, str) or not replay.startswith(REPLAY_SCHEMES):
-        raise ConfigError(
-            f"{source}: replay_store must be memory://, sqlite:///PATH or redis://HOST:PORT/DB",
-        )
+    parse_replay_url(replay, what=f"{source}: replay_store")
     issuer = data.get("issuer")
     if issuer is not None and (not isinstance(issuer, str) or not issuer.startswith("http")):
         raise ConfigError(f"{source}: issuer must be an http(s) URL")

@@ -59,14 +59,14 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
-def openapi_document(issuer: str, *, nhs: bool = False) -> dict[str, Any]:
+def openapi_document(issuer: str, *, expires_in_type: str = "integer") -> dict[str, Any]:
     token_ok = {
         "type": "object",
         "required": ["access_token", "token_type", "expires_in"],
         "properties": {
             "access_token": {"type": "string"},
             "token_type": {"type": "string"},
-            "expires_in": {"type": "string"} if nhs else {"type": "integer"},
+            "expires_in": {"type": expires_in_type},
             "scope": {"type": "string"},
             "issued_at": {"type": "string"},
         },

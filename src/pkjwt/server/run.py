@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 
 from ..errors import ConfigError
-from .app import TOKEN_PATH, ServerState, create_app, with_fast_path
+from .app import TOKEN_PATH, PkjwtApp, create_app
 from .config import ServerConfig
 from .replay import describe_store
+from .state import ServerState
 
 __all__ = ["RunningServer", "bind", "run_in_thread", "serve_forever"]
 
@@ -46,7 +46,7 @@ def _issuer_for(sock: socket.socket, host: str) -> str:
     return f"http://{shown}:{port}"
 
 
-def _uvicorn_config(app: Starlette, log_level: str) -> uvicorn.Config:
+def _uvicorn_config(app: PkjwtApp, log_level: str) -> uvicorn.Config:
     options: dict[str, Any] = {
         "log_level": log_level,
         "access_log": False,
@@ -64,7 +64,7 @@ def _uvicorn_config(app: Starlette, log_level: str) -> uvicorn.Config:
         import uvloop  # noqa: F401
 
         options["loop"] = "uvloop"
-    return uvicorn.Config(with_fast_path(app), **options)
+    return uvicorn.Config(app, **options)
 
 
 def serve_forever(
@@ -95,7 +95,7 @@ def serve_forever(
 @dataclass
 class RunningServer:
     issuer: str
-    app: Starlette
+    app: PkjwtApp
     server: uvicorn.Server
     thread: threading.Thread
     #: where it listens (the issuer may be a configured name that does not resolve)

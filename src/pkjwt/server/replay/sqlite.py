@@ -1,15 +1,8 @@
-"""Replay stores: remember (client_id, jti) until the assertion can no longer be used.
-
-One operation matters: an atomic insert-if-absent with an expiry. SQLite is the default so a
-restart does not reopen a replay window; Redis is for several servers (processes or hosts)
-sharing one window; memory is for tests and benchmarks.
-"""
+"""The SQLite replay store (the default): an in-memory index in front of an append-only log."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import heapq
 import logging
 import math
 import sqlite3
@@ -17,132 +10,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
-from urllib.parse import parse_qsl
+from typing import IO
 
-from ..errors import ConfigError, ReplayStoreUnavailable
+from ...errors import ConfigError, ReplayStoreUnavailable
+from .base import ReplayStoreInUse, blob, replay_key, unblob
+from .memory import ExpiringSet
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = [
-    "MemoryReplayStore",
-    "RedisReplayStore",
-    "ReplayStore",
-    "ReplayStoreInUse",
-    "SqliteReplayStore",
-    "describe_store",
-    "open_replay_store",
-]
-
-
-class ReplayStoreInUse(ConfigError):
-    """The store's file is held by another process in a mode that cannot share it."""
-
-
-class ReplayStore(Protocol):
-    def add(self, client_id: str, jti: str, expires_at: float) -> bool:
-        """Record the pair; True if it was new, False if it was seen and has not expired."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def replay_key(client_id: str, jti: str) -> str:
-    """One string per (client_id, jti) pair: the length prefix keeps ("a:b", "c") and
-    ("a", "b:c") apart, whatever either holds (lone surrogates included)."""
-    return f"{len(client_id)}:{client_id}{jti}"
-
-
-def _blob(key: str) -> bytes:
-    # JSON strings may hold lone surrogates: stored as bytes, they round-trip exactly
-    return key.encode("utf-8", "surrogatepass")
-
-
-def _unblob(raw: bytes | str) -> str:
-    return raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "surrogatepass")
-
-
-class ExpiringSet:
-    """Keys with an expiry, in memory; expired keys leave one second's bucket at a time.
-
-    A ``dict[str, float]`` plus per-second buckets rather than a heap of tuples: the dict of
-    strings and floats is invisible to the cyclic garbage collector and each bucket is one
-    list, so a few hundred thousand live entries add a few hundred objects for it to walk, not
-    a million; purging is a bucket pop, not a heap walk.
-    """
-
-    __slots__ = ("_buckets", "_seconds", "_until")
-
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-        self._buckets: dict[int, list[str]] = {}
-        self._seconds: list[int] = []  # a min-heap of the buckets' seconds
-
-    def __len__(self) -> int:
-        return len(self._until)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._until
-
-    def live(self, key: str, now: float) -> bool:
-        until = self._until.get(key)
-        return until is not None and until > now
-
-    def put(self, key: str, expires_at: float) -> None:
-        self._until[key] = expires_at
-        second = int(expires_at)
-        bucket = self._buckets.get(second)
-        if bucket is None:
-            bucket = self._buckets[second] = []
-            heapq.heappush(self._seconds, second)
-        bucket.append(key)
-
-    def admits(self, key: str, now: float) -> bool:
-        """True if ``key`` is not live (purging one expired bucket on the way)."""
-        self.purge(now)
-        return not self.live(key, now)
-
-    def purge(self, now: float) -> None:
-        """Drop the oldest bucket if all of it has expired (called once per insert)."""
-        seconds = self._seconds
-        if not seconds or seconds[0] + 1 > now:
-            return
-        until = self._until
-        for key in self._buckets.pop(heapq.heappop(seconds)):
-            # a key put again since (after it expired) lives on in a later bucket
-            if until.get(key, now) <= now:
-                until.pop(key, None)
-
-    def clear(self) -> None:
-        self._until.clear()
-        self._buckets.clear()
-        self._seconds.clear()
-
-
-class MemoryReplayStore:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._seen = ExpiringSet()
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def add(self, client_id: str, jti: str, expires_at: float) -> bool:
-        key = replay_key(client_id, jti)
-        now = self._clock()
-        with self._lock:
-            if not self._seen.admits(key, now):
-                return False
-            self._seen.put(key, expires_at)
-            return True
-
-    def close(self) -> None:
-        self._seen.clear()
-
+__all__ = ["SqliteReplayStore"]
 
 #: rows deleted per purge statement; a full batch means more are due, so the next write
 #: purges again instead of waiting a second (a backlog drains without one long stall)
@@ -266,7 +145,7 @@ class SqliteReplayStore:
             ).fetchall()
             db.executemany(
                 "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
-                ((_blob(replay_key(c, j)), e) for c, j, e in rows),
+                ((blob(replay_key(c, j)), e) for c, j, e in rows),
             )
             db.execute("DROP TABLE seen_jti")
 
@@ -278,7 +157,7 @@ class SqliteReplayStore:
         )
         seen = self._seen
         for seq, raw, expires_at in rows:
-            key = _unblob(raw)
+            key = unblob(raw)
             if expires_at > now and not seen.live(key, now):
                 seen.put(key, expires_at)
             self._last_seq = seq
@@ -314,7 +193,7 @@ class SqliteReplayStore:
                     self._purge(now)
                     cur = db.execute(
                         "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
-                        (_blob(key), expires_at),
+                        (blob(key), expires_at),
                     )
             except sqlite3.Error as exc:
                 raise ReplayStoreUnavailable(f"replay store {self.path}: {exc}") from None
@@ -350,7 +229,7 @@ class SqliteReplayStore:
                     if batch:
                         db.executemany(
                             "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
-                            [(_blob(key), until) for key, until in batch],
+                            [(blob(key), until) for key, until in batch],
                         )
             except sqlite3.Error as exc:
                 with self._lock:
@@ -392,6 +271,14 @@ class SqliteReplayStore:
                 self._db.close()
                 self._file_lock.close()
 
+    def describe(self) -> str:
+        mode = (
+            f"written every {self.commit_interval * 1000:g} ms, this process only"
+            if self.write_behind
+            else "committed before each answer, shareable"
+        )
+        return f"sqlite {self.path} ({mode})"
+
 
 def _lock_file(path: str, *, exclusive: bool) -> IO[bytes]:
     """Hold ``path`` locked (exclusive for a write-behind store, shared otherwise) until the
@@ -415,144 +302,3 @@ def _lock_file(path: str, *, exclusive: bool) -> IO[bytes]:
             "or give each process its own file",
         ) from None
     return handle
-
-
-def describe_store(store: ReplayStore) -> str:
-    """What the server announces at start: where the jtis go, and how durably."""
-    if isinstance(store, SqliteReplayStore):
-        mode = (
-            f"written every {store.commit_interval * 1000:g} ms, this process only"
-            if store.write_behind
-            else "committed before each answer, shareable"
-        )
-        return f"sqlite {store.path} ({mode})"
-    if isinstance(store, MemoryReplayStore):
-        return "memory (forgotten on exit)"
-    if isinstance(store, RedisReplayStore):
-        return f"redis {redacted_url(store.url)} (shared by every server using it)"
-    return type(store).__name__
-
-
-class RedisReplayStore:
-    """Pairs as Redis keys that expire with them: ``SET key NX PX ttl`` is the atomic
-    insert-if-absent, shared by every server using that Redis (any number of processes and
-    hosts). Keys are ``pkjwt:jti:`` plus a SHA-256 of the pair, so nothing the client sent is
-    stored verbatim. The TTL comes from this server's clock (``PX``, not ``PXAT``), so a Redis
-    clock that runs ahead cannot shorten the window.
-
-    A write that fails (Redis down, timeout) raises :class:`ReplayStoreUnavailable`: the server
-    answers 503 rather than accept an assertion it could not record.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "pkjwt:jti:",
-        timeout: float = 2.0,
-        clock: Callable[[], float] = time.time,
-        client: Any = None,
-    ) -> None:
-        self.url = url
-        self.prefix = prefix
-        self._clock = clock
-        if client is None:
-            client = _connect_redis(url, timeout)
-        self._redis = client
-
-    def __repr__(self) -> str:
-        return f"RedisReplayStore({redacted_url(self.url)!r})"
-
-    def add(self, client_id: str, jti: str, expires_at: float) -> bool:
-        digest = hashlib.sha256(_blob(replay_key(client_id, jti))).hexdigest()
-        ttl_ms = max(1, math.ceil((expires_at - self._clock()) * 1000))
-        try:
-            return bool(self._redis.set(self.prefix + digest, b"1", nx=True, px=ttl_ms))
-        except Exception as exc:  # redis.RedisError and its socket-level cousins
-            raise ReplayStoreUnavailable(
-                f"replay store {redacted_url(self.url)}: {type(exc).__name__}"
-            ) from None
-
-    def close(self) -> None:
-        self._redis.close()
-
-
-def _connect_redis(url: str, timeout: float) -> Any:
-    shown = redacted_url(url)
-    try:
-        import redis
-    except ImportError:
-        raise ConfigError(
-            "replay_store redis:// needs the redis package", hint="pip install 'pkjwt[redis]'"
-        ) from None
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    except ValueError:  # its message may quote part of the URL, password included
-        raise ConfigError(
-            f"replay store {shown}: not a valid Redis URL", hint="redis://[:PASSWORD@]HOST:PORT/DB"
-        ) from None
-    try:
-        client.ping()  # fail at start, not at the first token request
-    except redis.RedisError as exc:
-        client.close()
-        raise ConfigError(
-            f"replay store {shown}: {type(exc).__name__}",
-            hint="is redis-server running there? (redis://HOST:PORT/DB)",
-        ) from None
-    return client
-
-
-def redacted_url(url: str) -> str:
-    """The URL with its userinfo (a Redis URL may carry a password) replaced by ``***``.
-
-    Done on the text, not with a URL parser: a password may hold ``/``, ``?`` or ``#``, which
-    would end a parser's idea of the authority before the ``@``.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
-
-
-_SHARED_DEFAULT = "pkjwt-replay.sqlite3"
-
-
-def open_replay_store(
-    url: str, *, default_dir: Path | None = None, default_name: str = "replay-2.sqlite3"
-) -> ReplayStore:
-    """``memory://``, ``redis://HOST:PORT/DB`` or ``sqlite:///PATH[?commit_interval=S]``.
-    ``sqlite:///`` alone: the file
-    ``pkjwt-replay.sqlite3`` in ``default_dir``, or ``default_name`` there when another process
-    holds that one."""
-    if url.startswith("memory://"):
-        return MemoryReplayStore()
-    if url.startswith("sqlite://"):
-        path, _, query = url[len("sqlite://") :].partition("?")
-        options = dict(parse_qsl(query, keep_blank_values=True))
-        unknown = sorted(set(options) - {"commit_interval"})
-        if unknown:
-            raise ConfigError(
-                f"replay_store: unknown option {unknown[0]!r}",
-                hint="the one option is ?commit_interval=SECONDS (0: commit before answering)",
-            )
-        try:
-            interval = float(options.get("commit_interval", 0.05))
-        except ValueError:
-            raise ConfigError("replay_store: commit_interval must be seconds") from None
-        if path in ("", "/"):
-            base = default_dir or Path.cwd()
-            base.mkdir(parents=True, exist_ok=True)
-            try:
-                return SqliteReplayStore(base / _SHARED_DEFAULT, commit_interval=interval)
-            except ReplayStoreInUse:
-                return SqliteReplayStore(base / default_name, commit_interval=interval)
-        # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
-        return SqliteReplayStore(
-            path[1:] if path.startswith("/") else path, commit_interval=interval
-        )
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisReplayStore(url)
-    raise ConfigError(
-        f"unsupported replay store {redacted_url(url)!r}",
-        hint="use memory://, sqlite:///PATH or redis://HOST:PORT/DB",
-    )

@@ -1,0 +1,169 @@
+"""Client authentication at the server: who is calling, proven how (rules R5-R19).
+
+:meth:`ClientAuthenticator.authenticate` takes the credentials read from the request
+(:mod:`pkjwt.server.token_request`) and returns an :class:`AuthOutcome`: the client, the
+decoded assertion with every rule's finding, and the failures in rule order. It never raises
+for bad input and never decides how a failure is worded: the dialect does. The one thing the
+dialect decides here is when the ``jti`` is recorded (R19, the only side effect).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..decode import DecodedJWT, DecodeError, decode_compact
+from ..keys import KeySet
+from ..profiles import Profile
+from ..rules import Report, RuleContext, Verdict, check, replay_finding
+from .config import ClientConfig, ServerConfig
+from .dialects import Dialect
+from .failures import Failure, fail, from_decode_error, from_finding, safe_description
+from .jwks_fetch import JwksFetcher, JwksFetchError
+from .replay import ReplayStore
+from .token_request import AssertionCredentials, Credentials, SecretCredentials
+
+__all__ = ["AuthOutcome", "ClientAuthenticator"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthOutcome:
+    """What authentication found. ``failures`` is empty when the client is authenticated."""
+
+    client: ClientConfig | None = None
+    failures: tuple[Failure, ...] = ()
+    method: str = ""
+    jwt: DecodedJWT | None = None
+    report: Report | None = None
+
+    @property
+    def client_id(self) -> str | None:
+        """The registered client, else the (untrusted) ``sub`` the assertion names."""
+        if self.client is not None:
+            return self.client.client_id
+        sub = self.jwt.claims.get("sub") if self.jwt is not None else None
+        return sub if isinstance(sub, str) else None
+
+
+class ClientAuthenticator:
+    """Authenticates clients against the configured registrations: secrets compared in
+    constant time, assertions decoded once and judged by the rule table with the client's
+    registered keys (inline, or fetched from its ``jwks_uri``: R10)."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        issuer: str,
+        token_endpoint: str,
+        replay: ReplayStore,
+        fetcher: JwksFetcher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.profile: Profile = config.profile
+        self.issuer = issuer
+        self.token_endpoint = token_endpoint
+        self.replay = replay
+        self.fetcher = fetcher
+        self.clock = clock
+        self._clients = {c.client_id: c for c in config.clients}
+
+    def client(self, client_id: str) -> ClientConfig | None:
+        return self._clients.get(client_id)
+
+    async def authenticate(self, credentials: Credentials, dialect: Dialect) -> AuthOutcome:
+        if isinstance(credentials, SecretCredentials):
+            return self._secret(credentials)
+        return await self._assertion(credentials, dialect)
+
+    def _secret(self, credentials: SecretCredentials) -> AuthOutcome:
+        client = self._clients.get(credentials.client_id)
+        expected = client.client_secret if client else None
+        # compare even for unknown clients so timing does not reveal which ids exist
+        ok = hmac.compare_digest(
+            (expected or "\x00unknown").encode(),
+            credentials.secret.encode("utf-8", "surrogatepass"),
+        )
+        if client is None or expected is None or not ok:
+            failure = fail(
+                "R7",
+                "client.secret",
+                "client authentication failed (unknown client or wrong secret)",
+                status=401 if credentials.basic else 400,
+                basic=credentials.basic,
+            )
+            return AuthOutcome(failures=(failure,))
+        return AuthOutcome(client=client, method=credentials.method)
+
+    # -- private_key_jwt ---------------------------------------------------------------------
+    async def _fetched_keys(self, client: ClientConfig) -> KeySet | Failure:
+        if client.jwks_uri is None:
+            return fail("R9", "jwks.unregistered", "R9 the client has no registered keys")
+        try:
+            return await self.fetcher.get(client.jwks_uri)
+        except JwksFetchError as exc:
+            return fail("R10", "jwks.fetch", safe_description(f"R10 jwks_uri fetch failed: {exc}"))
+
+    def _context(
+        self, client: ClientConfig | None, body_client_id: str | None, keys: KeySet | None
+    ) -> RuleContext:
+        return RuleContext(
+            profile=self.profile,
+            now=self.clock(),
+            issuer=self.issuer,
+            token_endpoint=self.token_endpoint,
+            client_id=body_client_id,
+            client_registered=client is not None and "private_key_jwt" in client.auth_methods,
+            keys=keys,
+            client_alg=client.alg if client else None,
+            require_explicit_typ=self.config.require_explicit_typ,
+        )
+
+    async def _assertion(self, credentials: AssertionCredentials, dialect: Dialect) -> AuthOutcome:
+        try:
+            jwt = decode_compact(credentials.assertion, max_bytes=self.profile.max_assertion_bytes)
+        except DecodeError as exc:
+            return AuthOutcome(failures=(from_decode_error(exc),))
+        sub = jwt.claims.get("sub")
+        client = self._clients.get(sub) if isinstance(sub, str) else None
+        keys = client.keys if client is not None else None
+        if client is not None and keys is None:  # inline keys need no await (the hot path)
+            found = await self._fetched_keys(client)
+            if isinstance(found, Failure):
+                return AuthOutcome(client=client, failures=(found,), jwt=jwt)
+            keys = found
+        ctx = self._context(client, credentials.client_id, keys)
+        report = check(jwt, ctx, replay=False)
+        kid = jwt.header.get("kid")
+        # R10: an unknown kid with a jwks_uri gets one rate-limited refetch (a new key)
+        if client and client.jwks_uri and isinstance(kid, str) and report.failed("kid.unknown"):
+            report = await self._refetched(jwt, client, kid, credentials.client_id, report)
+        failures = [from_finding(f) for f in report.findings if f.verdict is Verdict.FAIL]
+        if dialect.may_record_jti(failures):
+            recorded = replay_finding(jwt, replace(ctx, replay=self.replay.add))
+            report = Report((*report.findings, recorded), report.header, report.claims)
+            if recorded.verdict is Verdict.FAIL:
+                failures.append(from_finding(recorded))
+        if not failures and client is None:  # unreachable: R7 fails first; kept as a guard
+            failures.append(fail("R7", "client.unknown", "R7 unknown client"))
+        return AuthOutcome(client, tuple(failures), "private_key_jwt", jwt, report)
+
+    async def _refetched(
+        self,
+        jwt: DecodedJWT,
+        client: ClientConfig,
+        kid: str,
+        body_client_id: str | None,
+        report: Report,
+    ) -> Report:
+        assert client.jwks_uri is not None
+        try:
+            keys = await self.fetcher.get(client.jwks_uri, refresh_for_kid=kid)
+        except JwksFetchError:
+            return report
+        if keys.get(kid) is None:
+            return report
+        return check(jwt, self._context(client, body_client_id, keys), replay=False)

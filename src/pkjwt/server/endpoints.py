@@ -1,0 +1,294 @@
+"""The endpoints: the token endpoint's pipeline, and the small ones around it.
+
+A token request passes each stage once, in order:
+
+1. read it (:mod:`.token_request`: R1 body and form, R3 grant, R2/R4 credentials);
+2. authenticate the client (:mod:`.authentication`: decode, the rule table R5-R18, the replay
+   check R19 when the dialect says the ``jti`` is due);
+3. the grant policy (:mod:`.policy`: R20);
+4. the dialect's answer to any failure (:mod:`.dialects`), or the token, issued
+   (:mod:`.issuing`) and shaped by the dialect.
+
+Every endpoint returns a :class:`~.http.Reply`; surprises become one answer in one place
+(:func:`surprise_reply`): 503 ``temporarily_unavailable`` when the replay store cannot record,
+else 500 ``server_error`` with nothing but the code in the body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import ReplayStoreUnavailable
+from .authentication import AuthOutcome
+from .dialects import STANDARD
+from .failures import Failure, fail
+from .http import JSON, NO_STORE, Reply, json_reply, parse_form
+from .openapi import openapi_document
+from .policy import grant_policy
+from .state import ServerState
+from .token_request import read_credentials, read_form, read_grant
+
+__all__ = [
+    "TokenEndpoint",
+    "echo",
+    "health",
+    "introspect",
+    "jwks",
+    "metadata",
+    "openapi",
+    "revoke",
+    "surprise_reply",
+    "token",
+]
+
+log = logging.getLogger("pkjwt.server")
+
+_METHOD_NOT_ALLOWED = Reply(405, (("allow", "POST"),), b"")
+_UNAVAILABLE = Reply(
+    503,
+    (*NO_STORE, ("retry-after", "1"), JSON),
+    b'{"error":"temporarily_unavailable","error_description":"replay store '
+    b'unavailable; retry with a new assertion"}',
+)
+_SERVER_ERROR = Reply(500, (*NO_STORE, JSON), b'{"error":"server_error"}')
+
+
+def surprise_reply(exc: Exception, where: str) -> Reply:
+    """The answer to an exception no endpoint expected (the one handler every route shares)."""
+    if isinstance(exc, ReplayStoreUnavailable):
+        log.warning("%s: %s", where, exc.message)
+        return _UNAVAILABLE
+    log.error("%s failed", where, exc_info=exc)
+    return _SERVER_ERROR
+
+
+class TokenEndpoint:
+    """``POST /oauth2/token``, framework-free: (method, headers, body) in, a reply out.
+
+    The served app calls :meth:`handle` before the framework sees the request (the one route
+    under load); the framework's route for the same path calls it too, so there is one
+    implementation either way."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.dialect = state.dialect
+
+    async def handle(self, method: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        if method != "POST":
+            return _METHOD_NOT_ALLOWED
+        try:
+            return await self._pipeline(headers, body)
+        except Exception as exc:
+            return surprise_reply(exc, "token endpoint")
+
+    async def _pipeline(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        dialect = self.dialect
+        form = read_form(headers, body, dialect)
+        if isinstance(form, Failure):
+            return self._refuse_request(form, {})
+        failure = read_grant(form)
+        if failure is not None:
+            return self._refuse_request(failure, form)
+        credentials = read_credentials(form, headers, dialect)
+        if isinstance(credentials, Failure):
+            return self._refuse_request(credentials, form)
+        state = self.state
+        outcome = await state.auth.authenticate(credentials, dialect)
+        if outcome.failures:
+            refused = self._refuse(outcome.failures, outcome, form)
+            if refused is not None:
+                return refused
+        client = outcome.client
+        if client is None:  # unreachable: authentication names R7 first; a guard only
+            return self._refuse((outcome.failures or ()), outcome, form) or _SERVER_ERROR
+        policy = grant_policy(client, form, honours_scope=dialect.honours_scope)
+        if policy is not None:
+            return self._refuse((policy,), outcome, form) or _SERVER_ERROR
+        scope = (form.get("scope") or None) if dialect.honours_scope else None
+        resource = form.get("resource") if dialect.honours_scope else None
+        access, issued = state.tokens.issue(client.client_id, scope, resource)
+        if state.log.active:
+            state.log.record("token", 200, None, None, outcome, form)
+        return dialect.success(access, issued, state.config.token_lifetime)
+
+    def _refuse_request(self, failure: Failure, form: Mapping[str, str]) -> Reply:
+        # every dialect answers a malformed request (only assertion findings may not count)
+        return self._refuse((failure,), None, form) or _SERVER_ERROR
+
+    def _refuse(
+        self, failures: tuple[Failure, ...], outcome: AuthOutcome | None, form: Mapping[str, str]
+    ) -> Reply | None:
+        answer = self.dialect.refusal(failures)
+        if answer is None:  # the dialect does not count these failures (NHS: iat)
+            return None
+        log_ = self.state.log
+        if log_.active:
+            status = answer.reply.status
+            log_.record("token", status, answer.error, answer.description, outcome, form)
+        return answer.reply
+
+
+# -- the framework's routes ------------------------------------------------------------------------
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.pkjwt
+    return state
+
+
+def _response(reply: Reply) -> Response:
+    return Response(reply.body, reply.status, dict(reply.headers))
+
+
+async def token(request: Request) -> Response:
+    # the served app answers this path before the framework; this route serves the same
+    # endpoint to anything that routes through the framework (its route table, OpenAPI)
+    endpoint: TokenEndpoint = request.app.state.token_endpoint
+    body = await request.body()
+    return _response(await endpoint.handle(request.method, request.headers, body))
+
+
+def _metadata(state: ServerState) -> dict[str, Any]:
+    config = state.config
+    iss = state.issuer
+    methods = ["private_key_jwt"]
+    if state.dialect.secret_methods and any(c.client_secret for c in config.clients):
+        methods += ["client_secret_basic", "client_secret_post"]
+    return {
+        "issuer": iss,
+        "token_endpoint": state.token_endpoint,
+        "jwks_uri": iss + "/jwks",
+        "introspection_endpoint": iss + "/introspect",
+        "revocation_endpoint": iss + "/revoke",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": ["token"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": sorted(
+            a for a in config.profile.algs if a != "Ed25519"
+        ),
+        "introspection_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "scopes_supported": sorted({s for c in config.clients for s in c.scopes}),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [config.signing_alg],
+        "pkjwt_profile": config.profile.name,
+    }
+
+
+async def metadata(request: Request) -> Response:
+    return _response(json_reply(_metadata(_state(request))))
+
+
+async def jwks(request: Request) -> Response:
+    state = _state(request)
+    return _response(
+        json_reply(state.tokens.public_jwks(), headers={"Cache-Control": "max-age=300"})
+    )
+
+
+async def _authenticated(
+    request: Request, endpoint: str
+) -> tuple[dict[str, str], Reply | None, str | None]:
+    """Introspection and revocation: the form and the authenticated client id, or the error
+    reply. These endpoints answer in the standard dialect whatever the profile."""
+    state = _state(request)
+    form = parse_form(await request.body())
+    failure: Failure | None = None
+    outcome: AuthOutcome | None = None
+    if isinstance(form, str):
+        failure, form = fail("R1", "request.form", f"R1 {form}"), {}
+    else:
+        credentials = read_credentials(form, request.headers, STANDARD)
+        if isinstance(credentials, Failure):
+            failure = credentials
+        else:
+            outcome = await state.auth.authenticate(credentials, STANDARD)
+            failure = outcome.failures[0] if outcome.failures else None
+    if failure is not None:
+        answer = STANDARD.refusal((failure,))
+        assert answer is not None
+        if state.log.active:
+            status = answer.reply.status
+            state.log.record(endpoint, status, answer.error, answer.description, outcome, form)
+        return form, answer.reply, None
+    assert outcome is not None
+    return form, None, outcome.client_id
+
+
+async def introspect(request: Request) -> Response:
+    state = _state(request)
+    form, refused, _who = await _authenticated(request, "introspect")
+    if refused is not None:
+        return _response(refused)
+    record = state.tokens.lookup(form.get("token", ""))
+    if record is None:
+        return _response(json_reply({"active": False}, headers=NO_STORE))
+    body: dict[str, Any] = {
+        "active": True,
+        "client_id": record.client_id,
+        "sub": record.client_id,
+        "token_type": "Bearer",
+        "exp": record.expires_at,
+        "iat": record.issued_at,
+        "iss": state.issuer,
+        "jti": record.jti,
+    }
+    if record.scope:
+        body["scope"] = record.scope
+    if record.audience:
+        body["aud"] = record.audience
+    return _response(json_reply(body, headers=NO_STORE))
+
+
+async def revoke(request: Request) -> Response:
+    form, refused, who = await _authenticated(request, "revoke")
+    if refused is not None:
+        return _response(refused)
+    # RFC 7009 2.1: only the client the token was issued to may revoke it
+    _state(request).tokens.revoke(form.get("token", ""), client_id=who)
+    return Response(status_code=200)
+
+
+async def echo(request: Request) -> Response:
+    """A protected test API: answers who the bearer token was issued to."""
+    state = _state(request)
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    record = state.tokens.lookup(value.strip()) if scheme.lower() == "bearer" else None
+    if record is None:
+        if not auth:  # RFC 6750 3.1: no credentials, so no error code, only the challenge
+            return _response(json_reply({}, 401, {"WWW-Authenticate": 'Bearer realm="pkjwt"'}))
+        challenge = 'Bearer realm="pkjwt", error="invalid_token"'
+        return _response(
+            json_reply({"error": "invalid_token"}, 401, {"WWW-Authenticate": challenge})
+        )
+    body = await request.body()
+    return _response(
+        json_reply(
+            {
+                "message": "hello from the protected echo API",
+                "client_id": record.client_id,
+                "scope": record.scope,
+                "method": request.method,
+                "path": request.url.path,
+                "body_bytes": len(body),
+            }
+        )
+    )
+
+
+async def health(request: Request) -> Response:
+    state = _state(request)
+    body = {"status": "ok", "profile": state.config.profile.name, "issuer": state.issuer}
+    return _response(json_reply(body))
+
+
+async def openapi(request: Request) -> Response:
+    state = _state(request)
+    doc = openapi_document(state.issuer, expires_in_type=state.dialect.expires_in_type)
+    return _response(json_reply(doc))

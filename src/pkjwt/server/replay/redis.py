@@ -1,0 +1,63 @@
+"""The Redis replay store: one replay window shared by every server using that Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..._redis import connect_redis
+from ...errors import ReplayStoreUnavailable
+from ...store_url import redacted_url
+from .base import blob, replay_key
+
+__all__ = ["RedisReplayStore"]
+
+
+class RedisReplayStore:
+    """Pairs as Redis keys that expire with them: ``SET key NX PX ttl`` is the atomic
+    insert-if-absent, shared by every server using that Redis (any number of processes and
+    hosts). Keys are ``pkjwt:jti:`` plus a SHA-256 of the pair, so nothing the client sent is
+    stored verbatim. The TTL comes from this server's clock (``PX``, not ``PXAT``), so a Redis
+    clock that runs ahead cannot shorten the window.
+
+    A write that fails (Redis down, timeout) raises :class:`ReplayStoreUnavailable`: the server
+    answers 503 rather than accept an assertion it could not record.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "pkjwt:jti:",
+        timeout: float = 2.0,
+        clock: Callable[[], float] = time.time,
+        client: Any = None,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._clock = clock
+        if client is None:
+            client = connect_redis(url, timeout=timeout, what="replay store")
+        self._redis = client
+
+    def __repr__(self) -> str:
+        return f"RedisReplayStore({redacted_url(self.url)!r})"
+
+    def add(self, client_id: str, jti: str, expires_at: float) -> bool:
+        digest = hashlib.sha256(blob(replay_key(client_id, jti))).hexdigest()
+        ttl_ms = max(1, math.ceil((expires_at - self._clock()) * 1000))
+        try:
+            return bool(self._redis.set(self.prefix + digest, b"1", nx=True, px=ttl_ms))
+        except Exception as exc:  # redis.RedisError and its socket-level cousins
+            raise ReplayStoreUnavailable(
+                f"replay store {redacted_url(self.url)}: {type(exc).__name__}"
+            ) from None
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def describe(self) -> str:
+        return f"redis {redacted_url(self.url)} (shared by every server using it)"

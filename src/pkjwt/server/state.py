@@ -1,0 +1,70 @@
+"""The server's state: everything the endpoints share, built once at start."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from .authentication import ClientAuthenticator
+from .config import ServerConfig
+from .dialects import Dialect, dialect_for
+from .issuing import TokenIssuer
+from .jwks_fetch import JwksFetcher
+from .recording import RecordedRequest, RequestLog
+from .replay import ReplayStore
+
+__all__ = ["TOKEN_PATH", "ServerState"]
+
+TOKEN_PATH = "/oauth2/token"
+
+
+class ServerState:
+    """One server's parts, composed from its config: the dialect its profile names, the JWKS
+    fetcher, the client authenticator (with the replay store), the token issuer and the request
+    log. Endpoints read ``request.app.state.pkjwt``; nothing here is global."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        issuer: str,
+        replay: ReplayStore,
+        clock: Callable[[], float],
+        record: int,
+    ) -> None:
+        self.config = config
+        self.issuer = issuer
+        self.token_endpoint = issuer + TOKEN_PATH
+        self.clock = clock
+        self.replay = replay
+        self.dialect: Dialect = dialect_for(config.profile)
+        self.fetcher = JwksFetcher(
+            allow_private=config.allow_private_jwks_uri,
+            timeout=config.jwks_timeout,
+            max_bytes=config.jwks_max_bytes,
+            cache_bounds=config.jwks_cache_seconds,
+        )
+        self.auth = ClientAuthenticator(
+            config,
+            issuer=issuer,
+            token_endpoint=self.token_endpoint,
+            replay=replay,
+            fetcher=self.fetcher,
+            clock=clock,
+        )
+        self.tokens = TokenIssuer(
+            issuer=issuer,
+            lifetime=config.token_lifetime,
+            token_format=config.token_format,
+            signing_alg=config.signing_alg,
+            clock=clock,
+        )
+        self.log = RequestLog(keep=record, clock=clock)
+
+    @property
+    def requests(self) -> deque[RecordedRequest]:
+        """The recorded requests, oldest first (``pkjwt.testing`` reads them)."""
+        return self.log.requests
+
+    async def aclose(self) -> None:
+        await self.fetcher.aclose()
