@@ -64,7 +64,7 @@ class AssertionFactory:
     """Makes fresh assertions for one client, key and audience.
 
     >>> factory = AssertionFactory(key, client_id="my-api-key", token_url=URL, profile="nhs")
-    >>> jwt = factory.make()          # fresh jti, exp = now + 300
+    >>> jwt = factory.make()          # fresh jti, exp = now + 240
     """
 
     __slots__ = (

@@ -2,7 +2,9 @@
 
 One table, two readers: the client maps an NHS error response to a hint (by meaning, since the
 wording has changed before), and the local server's ``nhs`` mode answers with exactly these
-statuses, codes and strings, in this order. Source: shared/spec/nhs-signed-jwt.md.
+statuses, codes and strings, in this order. Source: shared/spec/nhs-signed-jwt.md, corrected
+from the platform's own code (NHSDigital/identity-service-api), which wins where they differ;
+each row names where in that code it comes from.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class NhsError:
     #: words that identify the row in a response even if the wording drifts
     match: tuple[str, ...]
     hint: str
+    #: where the platform answers it: NHSDigital/identity-service-api, proxies/live/apiproxy
+    #: (``flow`` is proxies/default.xml; ``claims.js`` is validate-client-assertion-claims.js,
+    #: its checks numbered in their order; ``e2e`` is e2e/tests/oauth/test_client_credentials.py)
+    source: str = ""
 
 
 CONTENT_TYPE = NhsError(
@@ -47,6 +53,7 @@ CONTENT_TYPE = NhsError(
     ("request.content_type",),
     ("content-type",),
     "send exactly 'Content-Type: application/x-www-form-urlencoded' (no charset parameter)",
+    "flow Flow.PostTokenInvalidMediaType: Content-Type compared as a literal string",
 )
 
 NHS_REQUEST_ERRORS: tuple[NhsError, ...] = (
@@ -57,6 +64,7 @@ NHS_REQUEST_ERRORS: tuple[NhsError, ...] = (
         ("request.grant_type_missing",),
         ("grant_type is missing",),
         "send grant_type=client_credentials",
+        "flow Flow.PostTokenMissingGrantType; e2e test_missing_or_invalid_payload",
     ),
     NhsError(
         400,
@@ -65,6 +73,7 @@ NHS_REQUEST_ERRORS: tuple[NhsError, ...] = (
         ("request.grant_type_invalid",),
         ("grant_type is invalid",),
         "grant_type must be client_credentials",
+        "flow Flow.PostTokenInvalidGrantType; e2e test_missing_or_invalid_payload",
     ),
     NhsError(
         400,
@@ -74,6 +83,7 @@ NHS_REQUEST_ERRORS: tuple[NhsError, ...] = (
         ("request.assertion_type",),
         ("client_assertion_type",),
         "send client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "flow RaiseFault.MissingOrInvalidClientAssertionType (before decoding)",
     ),
     NhsError(
         400,
@@ -82,6 +92,7 @@ NHS_REQUEST_ERRORS: tuple[NhsError, ...] = (
         ("request.assertion_missing",),
         ("missing client_assertion",),
         "send the signed JWT as client_assertion",
+        "flow FaultRule missing_client_assertion (DecodeJWT: nothing to decode)",
     ),
     NhsError(
         400,
@@ -98,148 +109,23 @@ NHS_REQUEST_ERRORS: tuple[NhsError, ...] = (
         ),
         ("malformed jwt",),
         "client_assertion must be a compact signed JWT (header.payload.signature)",
+        "flow FaultRule failed_decoding_jwt_client_assertion (DecodeJWT)",
     ),
 )
 
 _P = "client_assertion JWT"
 
-#: Header and claim checks, in the platform's order: the first failing one wins. ``None`` marks
-#: the point where the platform records the jti; the checks after it answer 401.
-NHS_ASSERTION_ERRORS: tuple[NhsError | None, ...] = (
-    NhsError(
-        400,
-        "invalid_request",
-        f"Invalid 'alg' header in {_P} - unsupported JWT algorithm - must be 'RS512'",
-        ("alg.missing", "alg.none", "alg.hmac", "alg.not_allowed"),
-        ("'alg' header",),
-        "sign with RS512 (RSASSA-PKCS1-v1_5 with SHA-512) and an RSA key",
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Invalid 'exp' claim in {_P} - JWT has expired",
-        ("exp.expired",),
-        ("has expired",),
-        "make a fresh assertion per request with exp = now + 300; check your clock",
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Missing 'kid' header in {_P}",
-        ("kid.missing",),
-        ("missing 'kid'",),
-        "put the kid of your registered public key in the JWT header",
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Invalid 'typ' header in {_P} - must be 'JWT'",
-        ("typ.missing", "typ.wrong"),
-        ("'typ' header",),
-        'add "typ": "JWT" to the header (some libraries drop it when given extra headers)',
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Missing 'exp' claim in {_P}",
-        ("exp.missing",),
-        ("missing 'exp'",),
-        "add exp = int(time.time()) + 300",
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Invalid 'exp' claim in {_P} - must be an integer",
-        ("exp.type", "exp.integer"),
-        ("must be an integer",),
-        "exp must be a JSON integer (seconds), not a string",
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Missing or non-matching 'iss'/'sub' claims in {_P}",
-        ("iss.missing", "sub.missing", "iss_sub.mismatch"),
-        ("non-matching 'iss'",),
-        "set both iss and sub to your application's API key",
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Missing 'jti' claim in {_P}",
-        ("jti.missing",),
-        ("missing 'jti'",),
-        "add a jti (str(uuid.uuid4())); check for the 'jit' typo",
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Invalid 'jti' claim in {_P} - must be a unique string value such as a GUID",
-        ("jti.type", "jti.length"),
-        ("invalid 'jti'",),
-        "jti must be a string GUID",
-    ),
-    None,
-    NhsError(
-        400,
-        "invalid_request",
-        f"Non-unique 'jti' claim in {_P}",
-        ("jti.replay",),
-        ("non-unique 'jti'",),
-        "never reuse a jti (they are remembered for 30 days, even from failed attempts); "
-        "make a new assertion for every attempt",
-    ),
-    NhsError(
-        400,
-        "invalid_request",
-        f"Invalid 'exp' claim in {_P} - more than 5 minutes in future",
-        ("exp.too_far",),
-        ("more than 5 minutes",),
-        "exp may be at most 5 minutes ahead: int(time.time()) + 300; check your clock",
-    ),
-    NhsError(
-        401,
-        "invalid_request",
-        f"Invalid 'iss'/'sub' claims in {_P}",
-        ("client.unknown", "iss.wrong", "client.body_mismatch"),
-        ("invalid 'iss'/'sub'",),
-        "iss/sub must be the API key of an app registered in this environment "
-        "(apps and keys are per environment)",
-    ),
-    NhsError(
-        401,
-        "invalid_request",
-        f"Missing or invalid 'aud' claim in {_P}",
-        ("aud.missing", "aud.wrong", "aud.array", "aud.token_endpoint"),
-        ("'aud' claim",),
-        "aud must be exactly the token URL you POST to, e.g. "
-        "https://int.api.service.nhs.uk/oauth2/token",
-    ),
-    NhsError(
-        401,
-        "invalid_request",
-        f"Invalid 'kid' header in {_P} - no matching public key",
-        ("kid.unknown", "kid.type", "key.type_mismatch", "key.too_small", "key.untrusted_header"),
-        ("no matching public key",),
-        "the kid must be in the JWKS registered for this app; the platform caches JWKS for "
-        "an hour, so publish new keys an hour before using them",
-    ),
-    NhsError(
-        401,
-        "public_key error",
-        "JWT signature verification failed",
-        ("signature.invalid",),
-        ("signature verification failed",),
-        "the JWT was not signed by the private key matching the registered public key for this kid",
-    ),
-    NhsError(
-        401,
-        "unauthorized_client",
-        "you have tried to request authorization but your application is not configured "
-        "to use this authorization grant type",
-        ("grant.unauthorized",),
-        ("not configured to use this authorization grant",),
-        "enable signed JWT (application-restricted) access for this app on the platform",
-    ),
+#: the platform's catch-all (an Apigee fault no rule maps): a not-yet-valid nbf lands here
+UNKNOWN_ERROR = NhsError(
+    401,
+    "unknown_error",
+    "An unknown error occurred processing this request. Contact us for assistance diagnosing "
+    "this issue: https://digital.nhs.uk/developer/help-and-support quoting Message ID",
+    ("nbf.future", "nbf.type"),
+    ("an unknown error occurred",),
+    "nbf (not before) is more than 10 s ahead of the platform's clock: drop nbf, or check your "
+    "clock",
+    "flow DefaultFaultRule: VerifyJWT's nbf check (10 s allowance) has no rule of its own",
 )
 
 PUBLIC_KEY_MISSING = NhsError(
@@ -250,6 +136,7 @@ PUBLIC_KEY_MISSING = NhsError(
     ("jwks.unregistered",),
     ("register a public key",),
     "register your JWKS URL (or upload the JWKS) for this app in the developer portal",
+    "flow RaiseFault.PublicKeyMisconfigured: no jwks-resource-url",
 )
 JWKS_UNREACHABLE = NhsError(
     403,
@@ -258,7 +145,170 @@ JWKS_UNREACHABLE = NhsError(
     ("jwks.fetch",),
     ("can't be reached",),
     "the platform cannot fetch your JWKS URL: it must be public HTTPS and serve the JWKS",
+    "flow FaultRule public_key_misconfigured: the JWKS ServiceCallout failed",
 )
+
+#: The assertion checks, in the platform's order (identity-service-api: its claim-checking script,
+#: then the proxy flow): the first failing one wins. ``None`` marks where the platform records the
+#: jti (30 days), after every claim check passed and before the app, its JWKS and the signature
+#: are looked at: a failure after it still uses the jti up.
+NHS_ASSERTION_ERRORS: tuple[NhsError | None, ...] = (
+    NhsError(
+        400,
+        "invalid_request",
+        f"Invalid 'alg' header in {_P} - unsupported JWT algorithm - must be 'RS512'",
+        ("alg.missing", "alg.none", "alg.hmac", "alg.not_allowed"),
+        ("'alg' header",),
+        "sign with RS512 (RSASSA-PKCS1-v1_5 with SHA-512) and an RSA key",
+        "claims.js check 1: alg != 'RS512' (a missing alg included)",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Invalid 'exp' claim in {_P} - JWT has expired",
+        ("exp.expired",),
+        ("has expired",),
+        "make a fresh assertion per request with exp = now + 240; check your clock",
+        "claims.js check 2: now > exp, no allowance",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Missing 'kid' header in {_P}",
+        ("kid.missing",),
+        ("missing 'kid'",),
+        "put the kid of your registered public key in the JWT header",
+        "claims.js check 3: !kid (an empty kid is missing)",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Invalid 'typ' header in {_P} - must be 'JWT'",
+        ("typ.missing", "typ.wrong"),
+        ("'typ' header",),
+        'add "typ": "JWT" to the header (some libraries drop it when given extra headers)',
+        "claims.js check 4: typ not a string or typ.toLowerCase() != 'jwt'",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Missing 'exp' claim in {_P}",
+        ("exp.missing",),
+        ("missing 'exp'",),
+        "add exp = int(time.time()) + 240",
+        "claims.js check 5: !exp",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Invalid 'exp' claim in {_P} - must be an integer",
+        ("exp.type",),
+        ("must be an integer",),
+        "exp must be a JSON integer (seconds), not a string",
+        "claims.js check 6: typeof exp != 'number' (a float passes)",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Missing or non-matching 'iss'/'sub' claims in {_P}",
+        ("iss.missing", "sub.missing", "iss_sub.mismatch"),
+        ("non-matching 'iss'",),
+        "set both iss and sub to your application's API key",
+        "claims.js check 7: !iss || !sub || iss != sub",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Missing 'jti' claim in {_P}",
+        ("jti.missing",),
+        ("missing 'jti'",),
+        "add a jti (str(uuid.uuid4())); check for the 'jit' typo",
+        "claims.js check 8: !jti (an empty jti is missing)",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Invalid 'jti' claim in {_P} - must be a unique string value such as a GUID",
+        ("jti.type", "jti.length"),
+        ("invalid 'jti'",),
+        "jti must be a string GUID",
+        "claims.js check 9: typeof jti != 'string'",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Non-unique 'jti' claim in {_P}",
+        ("jti.replay",),
+        ("non-unique 'jti'",),
+        "never reuse a jti (they are remembered for 30 days, even from failed attempts); "
+        "make a new assertion for every attempt",
+        "claims.js check 10: (sub, jti) found by LookupCache.JTIClaim",
+    ),
+    NhsError(
+        400,
+        "invalid_request",
+        f"Invalid 'exp' claim in {_P} - more than 5 minutes in future",
+        ("exp.too_far",),
+        ("more than 5 minutes",),
+        "exp may be at most 310 s ahead of the platform's clock: int(time.time()) + 240 leaves "
+        "room for a clock that runs fast",
+        "claims.js check 11: exp - now > 310",
+    ),
+    None,
+    NhsError(
+        401,
+        "invalid_request",
+        f"Invalid 'iss'/'sub' claims in {_P}",
+        ("client.unknown", "iss.wrong", "client.body_mismatch"),
+        ("invalid 'iss'/'sub'",),
+        "iss/sub must be the API key of an app registered in this environment "
+        "(apps and keys are per environment)",
+        "flow VerifyAPIKey.FromJWT on sub, after PopulateCache.JTIClaim",
+    ),
+    PUBLIC_KEY_MISSING,
+    JWKS_UNREACHABLE,
+    NhsError(
+        401,
+        "invalid_request",
+        f"Missing or invalid 'aud' claim in {_P}",
+        ("aud.missing", "aud.wrong", "aud.array", "aud.token_endpoint"),
+        ("'aud' claim",),
+        "aud must be exactly the token URL you POST to, e.g. "
+        "https://int.api.service.nhs.uk/oauth2/token",
+        "flow VerifyJWT.ClientCredentials: aud != the request URL",
+    ),
+    NhsError(
+        401,
+        "invalid_request",
+        f"Invalid 'kid' header in {_P} - no matching public key",
+        ("kid.unknown", "kid.type", "key.type_mismatch", "key.too_small", "key.untrusted_header"),
+        ("no matching public key",),
+        "the kid must be in the JWKS registered for this app; the platform caches JWKS for "
+        "an hour, so publish new keys an hour before using them",
+        "flow VerifyJWT.ClientCredentials: NoMatchingPublicKey",
+    ),
+    NhsError(
+        401,
+        "public_key error",
+        "JWT signature verification failed",
+        ("signature.invalid",),
+        ("signature verification failed",),
+        "the JWT was not signed by the private key matching the registered public key for this kid",
+        "flow VerifyJWT.ClientCredentials: InvalidToken",
+    ),
+    UNKNOWN_ERROR,
+    NhsError(
+        401,
+        "unauthorized_client",
+        "you have tried to request authorization but your application is not configured "
+        "to use this authorization grant type",
+        ("grant.unauthorized",),
+        ("not configured to use this authorization grant",),
+        "enable signed JWT (application-restricted) access for this app on the platform",
+        "flow RaiseFault.VerifyAccessLevel: no product scope urn:nhsd:apim:app:level3:",
+    ),
+)
+
 _RATE_LIMIT_HINT = (
     "the app exceeded its quota (300 requests/minute on the NHS platform); reuse tokens until "
     "shortly before expiry instead of fetching per call"
@@ -268,8 +318,6 @@ _ALL: tuple[NhsError, ...] = (
     CONTENT_TYPE,
     *NHS_REQUEST_ERRORS,
     *(e for e in NHS_ASSERTION_ERRORS if e is not None),
-    PUBLIC_KEY_MISSING,
-    JWKS_UNREACHABLE,
 )
 
 

@@ -105,7 +105,10 @@ class Profile:
     #: FAPI 2.0: ``iat``/``nbf`` this far ahead are rejected outright regardless of ``skew``
     max_future_iat: int | None = None
     kid_required: bool = False
-    exp_must_be_integer: bool = False
+    #: tolerance for ``exp`` in the past (R15); None: ``skew`` (the NHS platform allows none)
+    expiry_leeway: int | None = None
+    #: JOSE headers that name a key and are refused outright (R9); the NHS platform ignores them
+    untrusted_key_headers: tuple[str, ...] = ("jwk", "jku", "x5u")
     #: whether a future ``iat`` is rejected (the NHS platform checks only ``nbf``)
     check_iat: bool = True
     min_rsa_bits: int = 2048
@@ -171,7 +174,10 @@ NHS = Profile(
     preferred_alg="RS512",
     typ="JWT",
     audience=AudienceKind.TOKEN_ENDPOINT,
-    lifetime=300,
+    # not the documented now + 300: the platform refuses exp more than 310 s ahead of its own
+    # clock, so 300 fails once the client's clock runs 11 s fast. 240 survives a clock 70 s
+    # fast, and 60 s slow still leaves three minutes (the client also corrects from Date)
+    lifetime=240,
     send_iat=False,
     send_kid=True,
     algs=frozenset({"RS512"}),
@@ -181,10 +187,14 @@ NHS = Profile(
     max_lifetime=310,
     skew=10,
     kid_required=True,
-    exp_must_be_integer=True,
+    # the platform's check is `now > exp`, with no allowance (its 10 s apply to nbf only)
+    expiry_leeway=0,
+    # it takes the key from the app's registered JWKS URL and never reads jku/jwk/x5u
+    untrusted_key_headers=(),
     check_iat=False,
     jti_memory=30 * 24 * 3600,
-    lifetime_hint="the NHS platform allows exp at most 5 minutes ahead: int(time()) + 300",
+    lifetime_hint="the NHS platform allows exp at most 5 minutes (310 s) ahead of its clock: "
+    "int(time()) + 240 leaves room for a clock that runs fast",
     dialect="nhs",
     notes=(
         "jti values are remembered for 30 days; a failed attempt still uses up its jti",

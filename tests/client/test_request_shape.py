@@ -36,7 +36,7 @@ def test_nhs_request_shape(server, make_client, clock, nhs_key):
     assert claims["iss"] == claims["sub"] == CLIENT_ID
     assert claims["aud"] == server.token_url
     assert isinstance(claims["exp"], int)
-    assert claims["exp"] - clock() == 300
+    assert claims["exp"] - clock() == 240
     assert str(uuid.UUID(claims["jti"])) == claims["jti"]
     assert uuid.UUID(claims["jti"]).version == 4
 

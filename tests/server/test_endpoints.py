@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -331,6 +332,44 @@ def test_resource_policy(bis: Srv) -> None:
     assert error_of(response)[:2] == (400, "invalid_target")
     response = bis.token(resource="https://api.example/")  # test-client registered none
     assert error_of(response)[:2] == (400, "invalid_target")
+
+
+def test_several_resources_are_one_request(bis: Srv) -> None:
+    """RFC 8707 2: a token request may name several resources; each must be allowed."""
+    resource_client = "resource-client"
+    form = bis.form(bis.assertion(iss=resource_client, sub=resource_client))
+    pairs = [
+        *form.items(),
+        ("resource", "https://api.example/"),
+        ("resource", "https://api.example/"),
+    ]
+    ok = bis.post(content=urlencode(pairs))
+    assert ok.status_code == 200, ok.text
+    form = bis.form(bis.assertion(iss=resource_client, sub=resource_client))
+    pairs = [
+        *form.items(),
+        ("resource", "https://api.example/"),
+        ("resource", "https://x.example/"),
+    ]
+    assert error_of(bis.post(content=urlencode(pairs)))[:2] == (400, "invalid_target")
+    # any other parameter still may not repeat (R1)
+    pairs = [*bis.form().items(), ("scope", "api:read"), ("scope", "api:read")]
+    status, error, description = error_of(bis.post(content=urlencode(pairs)))
+    assert (status, error) == (400, "invalid_request")
+    assert "scope repeated" in description
+
+
+def test_an_empty_client_id_is_treated_as_omitted(bis: Srv) -> None:
+    """RFC 6749 3.2: parameters sent without a value are treated as if omitted."""
+    response = bis.token(client_id="")
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("typ", ["application/jwt", "Application/JWT", "jwt"])
+def test_typ_jwt_with_the_media_type_prefix(bis: Srv, typ: str) -> None:
+    """RFC 7515 4.1.9: ``application/jwt`` is the same type as ``JWT``."""
+    response = bis.token(bis.assertion(header={"typ": typ}))
+    assert response.status_code == 200, response.text
 
 
 def test_unauthorized_client(bis: Srv) -> None:

@@ -28,6 +28,10 @@ from .token_request import AssertionCredentials, Credentials, SecretCredentials
 __all__ = ["AuthOutcome", "ClientAuthenticator"]
 
 
+def _rule_order(failure: Failure) -> int:
+    return int(failure.rule[1:])
+
+
 @dataclass(frozen=True, slots=True)
 class AuthOutcome:
     """What authentication found. ``failures`` is empty when the client is authenticated."""
@@ -117,6 +121,7 @@ class ClientAuthenticator:
             token_endpoint=self.token_endpoint,
             client_id=body_client_id,
             client_registered=client is not None and "private_key_jwt" in client.auth_methods,
+            client_known=client is not None,
             keys=keys,
             client_alg=client.alg if client else None,
             require_explicit_typ=self.config.require_explicit_typ,
@@ -130,11 +135,13 @@ class ClientAuthenticator:
         sub = jwt.claims.get("sub")
         client = self._clients.get(sub) if isinstance(sub, str) else None
         keys = client.keys if client is not None else None
+        missing_keys: Failure | None = None
         if client is not None and keys is None:  # inline keys need no await (the hot path)
             found = await self._fetched_keys(client)
             if isinstance(found, Failure):
-                return AuthOutcome(client=client, failures=(found,), jwt=jwt)
-            keys = found
+                missing_keys = found  # the claims are still judged: a dialect may answer them
+            else:
+                keys = found
         ctx = self._context(client, credentials.client_id, keys)
         report = check(jwt, ctx, replay=False)
         kid = jwt.header.get("kid")
@@ -142,6 +149,9 @@ class ClientAuthenticator:
         if client and client.jwks_uri and isinstance(kid, str) and report.failed("kid.unknown"):
             report = await self._refetched(jwt, client, kid, credentials.client_id, report)
         failures = [from_finding(f) for f in report.findings if f.verdict is Verdict.FAIL]
+        if missing_keys is not None:
+            failures.append(missing_keys)
+            failures.sort(key=_rule_order)  # R9/R10 among the others, in table order
         if dialect.may_record_jti(failures):
             recorded = replay_finding(jwt, replace(ctx, replay=self.replay.add))
             report = Report((*report.findings, recorded), report.header, report.claims)

@@ -18,7 +18,7 @@ between servers that follow RFC 6749 and the NHS England API Platform:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -50,6 +50,10 @@ class Dialect:
     exact_content_type: ClassVar[bool] = False
     #: a body that is not a valid form reads as an empty one instead of failing R1
     lenient_form: ClassVar[bool] = False
+    #: fields that may repeat (RFC 8707 2: several ``resource`` parameters); others fail R1
+    repeatable_fields: ClassVar[frozenset[str]] = frozenset({"resource"})
+    #: any field may repeat and its first value counts (a gateway reading forms that way)
+    first_value_wins: ClassVar[bool] = False
     #: client_secret_basic / client_secret_post are methods at the token endpoint
     secret_methods: ClassVar[bool] = True
     #: a body ``client_id`` must name the assertion's client (R7)
@@ -62,6 +66,10 @@ class Dialect:
     def public_answer(self, finding: Finding) -> str:
         """How a server of this dialect answers when ``finding`` fails (the doctor says it)."""
         return f"a server answers {finding.error}"
+
+    def lifetime(self, form: Mapping[str, str], default: int) -> int:
+        """The issued token's lifetime in seconds."""
+        return default
 
     def may_record_jti(self, failures: Sequence[Failure]) -> bool:
         """Whether the replay check (R19) runs given the failures so far: only when none."""
@@ -99,9 +107,6 @@ _REQUEST_ROWS = {
     code: row for row in (nhs.CONTENT_TYPE, *nhs.NHS_REQUEST_ERRORS) for code in row.codes
 }
 _MALFORMED = next(r for r in nhs.NHS_REQUEST_ERRORS if "jws.compact" in r.codes)
-_KEY_ROWS = {
-    code: row for row in (nhs.PUBLIC_KEY_MISSING, nhs.JWKS_UNREACHABLE) for code in row.codes
-}
 _RECORD_AT = nhs.NHS_ASSERTION_ERRORS.index(None)
 #: the platform's claim checks: the jti is recorded only when none of them failed
 _BEFORE_RECORDING = frozenset(
@@ -120,6 +125,7 @@ class NhsDialect(Dialect):
     name: ClassVar[str] = "nhs"
     exact_content_type: ClassVar[bool] = True
     lenient_form: ClassVar[bool] = True
+    first_value_wins: ClassVar[bool] = True
     secret_methods: ClassVar[bool] = False
     body_client_id: ClassVar[bool] = False
     honours_scope: ClassVar[bool] = False
@@ -139,7 +145,7 @@ class NhsDialect(Dialect):
     def refusal(self, failures: Sequence[Failure]) -> Answer | None:
         codes = {f.code for f in failures}
         for failure in failures:
-            row = _REQUEST_ROWS.get(failure.code) or _KEY_ROWS.get(failure.code)
+            row = _REQUEST_ROWS.get(failure.code)
             if row is None and failure.rule in ("R5", "R6"):
                 row = _MALFORMED  # every decoding failure reads as one malformed JWT
             if row is not None:
@@ -159,6 +165,16 @@ class NhsDialect(Dialect):
         body = {"error": error, "error_description": description, "message_id": str(uuid.uuid4())}
         reply = Reply(status, (*NO_STORE, ("date", http_date()), JSON), dumps(body))
         return Answer(reply, error, description)
+
+    def lifetime(self, form: Mapping[str, str], default: int) -> int:
+        # the platform's own tests shorten a token with _access_token_expiry_ms (milliseconds):
+        # only a value below the default counts; we also keep at least a second
+        raw = form.get("_access_token_expiry_ms", "")
+        digits = raw[1:] if raw.startswith("-") else raw
+        if not digits.isdigit() or len(digits) > 15:
+            return default
+        wanted = int(raw)
+        return max(1, wanted // 1000) if wanted < default * 1000 else default
 
     def success(self, access_token: str, issued: IssuedToken, lifetime: int) -> Reply:
         # the platform sends every value as a string, issued_at in milliseconds

@@ -27,7 +27,7 @@ from ..errors import ReplayStoreUnavailable
 from .authentication import AuthOutcome
 from .dialects import STANDARD
 from .failures import Failure, fail
-from .http import JSON, NO_STORE, Reply, json_reply, parse_form
+from .http import JSON, NO_STORE, Form, Reply, json_reply, parse_form
 from .openapi import openapi_document
 from .policy import grant_policy
 from .state import ServerState
@@ -109,12 +109,16 @@ class TokenEndpoint:
         policy = grant_policy(client, form, honours_scope=dialect.honours_scope)
         if policy is not None:
             return self._refuse((policy,), outcome, form) or _SERVER_ERROR
-        scope = (form.get("scope") or None) if dialect.honours_scope else None
-        resource = form.get("resource") if dialect.honours_scope else None
-        access, issued = state.tokens.issue(client.client_id, scope, resource)
+        scope = audience = None
+        if dialect.honours_scope:
+            scope = form.get("scope") or None
+            resources = tuple(r for r in form.values_of("resource") if r)
+            audience = resources[0] if len(resources) == 1 else (resources or None)
+        lifetime = dialect.lifetime(form, state.config.token_lifetime)
+        access, issued = state.tokens.issue(client.client_id, scope, audience, lifetime=lifetime)
         if state.log.active:
             state.log.record("token", 200, None, None, outcome, form)
-        return dialect.success(access, issued, state.config.token_lifetime)
+        return dialect.success(access, issued, lifetime)
 
     def _refuse_request(self, failure: Failure, form: Mapping[str, str]) -> Reply:
         # every dialect answers a malformed request (only assertion findings may not count)
@@ -191,17 +195,16 @@ async def jwks(request: Request) -> Response:
     )
 
 
-async def _authenticated(
-    request: Request, endpoint: str
-) -> tuple[dict[str, str], Reply | None, str | None]:
+async def _authenticated(request: Request, endpoint: str) -> tuple[Form, Reply | None, str | None]:
     """Introspection and revocation: the form and the authenticated client id, or the error
     reply. These endpoints answer in the standard dialect whatever the profile."""
     state = _state(request)
-    form = parse_form(await request.body())
+    parsed = parse_form(await request.body())
     failure: Failure | None = None
     outcome: AuthOutcome | None = None
-    if isinstance(form, str):
-        failure, form = fail("R1", "request.form", f"R1 {form}"), {}
+    form = parsed if isinstance(parsed, Form) else Form()
+    if isinstance(parsed, str):
+        failure = fail("R1", "request.form", f"R1 {parsed}")
     else:
         credentials = read_credentials(form, request.headers, STANDARD)
         if isinstance(credentials, Failure):

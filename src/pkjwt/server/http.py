@@ -24,6 +24,7 @@ __all__ = [
     "MAX_BODY",
     "MAX_FORM_FIELDS",
     "NO_STORE",
+    "Form",
     "Reply",
     "dumps",
     "http_date",
@@ -79,11 +80,31 @@ def json_reply(
 _COMMON_ENCODED = {quote(JWT_BEARER, safe=""): JWT_BEARER}
 
 
-def parse_form(body: bytes) -> dict[str, str] | str:
-    """The form as a dict, or the reason it is not acceptable (R1).
+class Form(dict[str, str]):
+    """A parsed form: each field's value (the first, where a field may repeat), and in
+    :attr:`repeats` the further values of the fields that may repeat (RFC 8707 ``resource``)."""
+
+    __slots__ = ("repeats",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repeats: dict[str, list[str]] = {}
+
+    def values_of(self, name: str) -> list[str]:
+        """Every value of ``name``, in order."""
+        first = self.get(name)
+        return [] if first is None else [first, *self.repeats.get(name, ())]
+
+
+def parse_form(
+    body: bytes, *, repeatable: frozenset[str] = frozenset(), first_wins: bool = False
+) -> Form | str:
+    """The form, or the reason it is not acceptable (R1: a parameter repeated).
 
     ``parse_qsl(keep_blank_values=True)`` semantics, with the unquoting skipped for the
-    parts that hold nothing to unquote (a base64url assertion never does).
+    parts that hold nothing to unquote (a base64url assertion never does). Fields in
+    ``repeatable`` may repeat; with ``first_wins`` any field may, and its first value counts
+    (as on the NHS platform, where a gateway reads form fields that way).
     """
     try:
         text = body.decode("ascii")
@@ -91,7 +112,7 @@ def parse_form(body: bytes) -> dict[str, str] | str:
         return "the body must be form-encoded ASCII"
     if text.count("&") >= MAX_FORM_FIELDS:
         return "too many form fields"
-    form: dict[str, str] = {}
+    form = Form()
     for part in text.split("&"):
         if not part:
             continue
@@ -101,7 +122,11 @@ def parse_form(body: bytes) -> dict[str, str] | str:
         if "%" in value or "+" in value:
             value = _COMMON_ENCODED.get(value) or unquote_plus(value)
         if name in form:
-            return f"parameter {name[:40]} repeated"
+            if name in repeatable:
+                form.repeats.setdefault(name, []).append(value)
+            elif not first_wins:
+                return f"parameter {name[:40]} repeated"
+            continue
         form[name] = value
     return form
 

@@ -24,7 +24,8 @@ class IssuedToken(NamedTuple):
 
     client_id: str
     scope: str | None
-    audience: str | None
+    #: the resource(s) the token is for (RFC 8707), one string or several
+    audience: str | tuple[str, ...] | None
     issued_at: int
     expires_at: int
     jti: str
@@ -56,7 +57,8 @@ class TokenIssuer:
         self._revoked: set[str] = set()
         self._lock = threading.Lock()
         #: (expires_at, digest) in issue order: with one lifetime it is also expiry order, so
-        #: purging is popping from the left, a little at a time
+        #: purging is popping from the left, a little at a time (a token shortened on request
+        #: is purged no earlier than those issued before it; lookups check its own expiry)
         self._expiry: deque[tuple[int, str]] = deque()
 
     def public_jwks(self) -> dict[str, Any]:
@@ -67,18 +69,22 @@ class TokenIssuer:
         return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
     def issue(
-        self, client_id: str, scope: str | None, audience: str | None
+        self,
+        client_id: str,
+        scope: str | None,
+        audience: str | tuple[str, ...] | None,
+        *,
+        lifetime: int | None = None,
     ) -> tuple[str, IssuedToken]:
         now = int(self._clock())
         random = secrets.token_bytes(48)  # one system call for the token and the jti
-        record = IssuedToken(
-            client_id, scope, audience, now, now + self.lifetime, random[32:].hex()
-        )
+        expires_at = now + (self.lifetime if lifetime is None else lifetime)
+        record = IssuedToken(client_id, scope, audience, now, expires_at, random[32:].hex())
         if self.token_format == "jwt":
             claims: dict[str, Any] = {
                 "iss": self.issuer,
                 "sub": client_id,
-                "aud": audience or self.issuer,
+                "aud": list(audience) if isinstance(audience, tuple) else audience or self.issuer,
                 "client_id": client_id,
                 "iat": now,
                 "exp": record.expires_at,

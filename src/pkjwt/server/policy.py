@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from .config import ClientConfig
 from .failures import Failure, fail
+from .http import Form
 
 __all__ = ["grant_policy"]
 
@@ -14,7 +15,8 @@ def grant_policy(
     client: ClientConfig, form: Mapping[str, str], *, honours_scope: bool = True
 ) -> Failure | None:
     """The grant is allowed for the client (``unauthorized_client``), and, where the dialect
-    checks them, every scope (``invalid_scope``) and the resource (``invalid_target``)."""
+    checks them, every scope (``invalid_scope``) and every resource (``invalid_target``: RFC 8707
+    allows several)."""
     if "client_credentials" not in client.grant_types:
         return fail("R20", "grant.unauthorized", "R20 client is not allowed client_credentials")
     if not honours_scope:
@@ -29,8 +31,8 @@ def grant_policy(
                 f"R20 scope not allowed: {' '.join(unknown)[:100]}",
                 error="invalid_scope",
             )
-    resource = form.get("resource")
-    if resource and resource not in client.resources:
+    resources = form.values_of("resource") if isinstance(form, Form) else []
+    if any(r and r not in client.resources for r in resources):
         return fail(
             "R20",
             "resource.not_allowed",

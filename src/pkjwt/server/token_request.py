@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from ..profiles import JWT_BEARER
 from .dialects import Dialect
 from .failures import Failure, fail, safe_description
-from .http import FORM, MAX_BODY, parse_form
+from .http import FORM, MAX_BODY, Form, parse_form
 
 __all__ = [
     "AssertionCredentials",
@@ -51,9 +51,7 @@ class SecretCredentials:
 Credentials = AssertionCredentials | SecretCredentials
 
 
-def read_form(
-    headers: Mapping[str, str], body: bytes, dialect: Dialect
-) -> dict[str, str] | Failure:
+def read_form(headers: Mapping[str, str], body: bytes, dialect: Dialect) -> Form | Failure:
     """R1: a bounded, form-encoded body with no parameter repeated."""
     if len(body) > MAX_BODY:
         return fail("R1", "request.too_large", "R1 request body too large")
@@ -68,9 +66,11 @@ def read_form(
             return fail(
                 "R1", "request.content_type", f"R1 Content-Type: expected {FORM}; got {got}"
             )
-    form = parse_form(body)
+    form = parse_form(
+        body, repeatable=dialect.repeatable_fields, first_wins=dialect.first_value_wins
+    )
     if isinstance(form, str):
-        return {} if dialect.lenient_form else fail("R1", "request.form", f"R1 {form}")
+        return Form() if dialect.lenient_form else fail("R1", "request.form", f"R1 {form}")
     return form
 
 
@@ -162,6 +162,6 @@ def read_credentials(
         return fail(
             "R4", "request.assertion_missing", "R4 client_assertion: expected a JWT; got (absent)"
         )
-    return AssertionCredentials(
-        assertion, form.get("client_id") if dialect.body_client_id else None
-    )
+    # RFC 6749 3.2: a parameter sent without a value is treated as omitted
+    client_id = (form.get("client_id") or None) if dialect.body_client_id else None
+    return AssertionCredentials(assertion, client_id)
