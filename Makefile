@@ -9,7 +9,7 @@ endif
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 
 demo: setup
 	$(UV) run pkjwt demo

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, missing_extra
 from .store_url import redacted_url
 
 __all__ = ["connect_redis"]
@@ -21,10 +21,8 @@ def connect_redis(url: str, *, timeout: float, what: str) -> Any:
     shown = redacted_url(url)
     try:
         import redis
-    except ImportError:
-        raise ConfigError(
-            f"{what} redis:// needs the redis package", hint="pip install 'pkjwt[redis]'"
-        ) from None
+    except ImportError as exc:
+        raise missing_extra("redis", f"a redis:// {what}", exc) from None
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     except ValueError:  # its message may quote part of the URL, password included

@@ -3,6 +3,7 @@
     PkjwtError                      every error carries a message and, where we know one, a hint
     ├── KeyLoadError                a key could not be read, parsed or used (never shows key bytes)
     ├── ConfigError                 bad configuration: names the file/key/path and the reason
+    ├── MissingExtra                an optional extra is not installed (also an ImportError)
     ├── AssertionBuildError         the assertion asked for would break its profile
     ├── JWTFormatError              a string that is not a compact JWS (doctor, server)
     ├── ReplayStoreUnavailable      the local server's replay store could not record a jti
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidTarget",
     "JWTFormatError",
     "KeyLoadError",
+    "MissingExtra",
     "OAuthError",
     "PkjwtError",
     "RateLimited",
@@ -40,6 +42,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedClient",
     "UnsupportedGrantType",
+    "missing_extra",
     "oauth_error_class",
 ]
 
@@ -64,6 +67,20 @@ class KeyLoadError(PkjwtError):
 
 class ConfigError(PkjwtError):
     """Configuration is invalid; the message names where."""
+
+
+class MissingExtra(PkjwtError, ImportError):
+    """A feature needs an optional extra that is not installed; ``hint`` is the pip command.
+    An ``ImportError`` too, so code that guards an optional import keeps working."""
+
+
+def missing_extra(extra: str, feature: str, exc: ImportError) -> MissingExtra:
+    """The error for ``feature`` failing to import ``exc.name``, which ``pkjwt[extra]`` brings."""
+    what = exc.name or "a package"
+    return MissingExtra(
+        f"{feature} needs the {extra!r} extra ({what} is not installed)",
+        hint=f"pip install 'pkjwt[{extra}]'",
+    )
 
 
 class AssertionBuildError(PkjwtError):

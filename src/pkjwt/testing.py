@@ -8,8 +8,9 @@
             assert server.last_request.ok
             assert server.last_request.header["typ"] == "JWT"
 
-With pytest, the ``pkjwt_server`` fixture (registered automatically when pkjwt is installed)
-yields the same object for the ``nhs`` profile.
+With pytest, the ``pkjwt_server`` fixture (registered automatically when pkjwt is installed,
+by :mod:`pkjwt.pytest_plugin`) yields the same object for the ``nhs`` profile. The server needs
+the ``server`` extra (``pip install 'pkjwt[server]'``); nothing here loads it before it is used.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client import TokenClient
 from .keys import Key, generate_key, jwks
 from .profiles import get_profile
-from .server.app import RecordedRequest
 from .server.config import ServerConfig, parse_config
-from .server.run import RunningServer, run_in_thread
+
+if TYPE_CHECKING:
+    from .server.recording import RecordedRequest
+    from .server.run import RunningServer
 
 __all__ = ["LocalAuthServer", "local_auth_server"]
 
@@ -110,18 +113,7 @@ def local_auth_server(
     }
     data.update(extra or {})
     config = parse_config(data, source="pkjwt.testing")
+    from .server.run import run_in_thread  # the ASGI stack, loaded only now
+
     with run_in_thread(config) as running:
         yield LocalAuthServer(running, client_id, key, profile)
-
-
-try:  # the pytest plugin: only when pytest is the one importing us
-    import pytest
-
-    @pytest.fixture
-    def pkjwt_server() -> Iterator[LocalAuthServer]:
-        """A local authorization server in the ``nhs`` profile, with a generated client."""
-        with local_auth_server("nhs") as server:
-            yield server
-
-except ImportError:  # pragma: no cover
-    pass

@@ -11,7 +11,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import httpx
@@ -23,7 +23,9 @@ from ..integrations.httpx import HttpxAuth
 from ..keys import Key, KeySet, generate_key, jwks
 from ..profiles import JWT_BEARER, NHS
 from ..server.config import parse_config
-from ..server.run import RunningServer, run_in_thread
+
+if TYPE_CHECKING:
+    from ..server.run import RunningServer
 from .doctor import render_report
 
 DEMO_CLIENT_ID = "demo-api-key"
@@ -56,6 +58,8 @@ def command(size: int, keep: bool) -> None:
     Example:
       pkjwt demo
     """
+    from ..server.run import run_in_thread  # the ASGI stack: the 'server' extra
+
     workdir = Path(tempfile.mkdtemp(prefix="pkjwt-demo-"))
     key, published = _make_key(workdir, size)
     config = parse_config(

@@ -7,7 +7,6 @@ import logging
 import click
 
 from ..server.config import load_config
-from ..server.run import serve_forever
 
 
 @click.command("serve")
@@ -43,6 +42,8 @@ def command(config_path: str, host: str, port: int, log_level: str) -> None:
     Then:
       pkjwt serve --config server.toml --port 9000
     """
+    from ..server.run import serve_forever  # the ASGI stack: the 'server' extra
+
     _log_to_stderr(log_level)
     config = load_config(config_path)
     if not config.clients:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..client import TokenClient
+from ..errors import missing_extra
 from ..tokens import Token
 
 try:
     import requests
     from requests.auth import AuthBase
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("RequestsAuth needs requests: pip install 'pkjwt[requests]'") from exc
+except ImportError as exc:  # a client-only install
+    raise missing_extra("requests", "RequestsAuth", exc) from None
 
 __all__ = ["RequestsAuth"]
 

@@ -15,9 +15,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.routing import Route
+from ..errors import missing_extra
+
+try:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+except ImportError as exc:  # a client-only install
+    raise missing_extra("server", "the local authorization server", exc) from None
 
 from . import endpoints
 from .config import ServerConfig

@@ -20,10 +20,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
+from ..errors import ReplayStoreUnavailable, missing_extra
 
-from ..errors import ReplayStoreUnavailable
+try:
+    from starlette.requests import Request
+    from starlette.responses import Response
+except ImportError as exc:  # a client-only install
+    raise missing_extra("server", "the local authorization server", exc) from None
+
 from .authentication import AuthOutcome
 from .dialects import STANDARD
 from .failures import Failure, fail

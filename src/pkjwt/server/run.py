@@ -11,9 +11,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
+from ..errors import ConfigError, missing_extra
 
-from ..errors import ConfigError
+try:
+    import uvicorn
+except ImportError as exc:  # a client-only install
+    raise missing_extra("server", "the local authorization server", exc) from None
+
 from .app import TOKEN_PATH, PkjwtApp, create_app
 from .config import ServerConfig
 from .replay import describe_store
