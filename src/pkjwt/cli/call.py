@@ -76,8 +76,9 @@ def command(
             click.echo(f"{name}: {value}")
         click.echo("")
     sys.stdout.buffer.write(response.content)
-    if response.content and not response.content.endswith(b"\n") and sys.stdout.isatty():
-        click.echo("")
+    textual = response.headers.get("content-type", "").startswith(("application/json", "text/"))
+    if response.content and not response.content.endswith(b"\n") and textual:
+        click.echo("")  # a shell prompt after JSON; binary bodies stay byte for byte
     sys.stdout.flush()
     if response.status_code >= 400:
         click.echo(f"HTTP {response.status_code} {response.reason_phrase}", err=True)

@@ -53,10 +53,12 @@ def load_cli_key(
 
 def write_file(path: Path, data: bytes, *, force: bool, mode: int) -> None:
     """Write a file atomically with ``mode``; never leave a half-written file behind."""
-    if path.exists() and not force:
-        raise ConfigError(f"{path} exists", hint="pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    check_writable(path, force=force)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -64,9 +66,26 @@ def write_file(path: Path, data: bytes, *, force: bool, mode: int) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: Path, *, force: bool) -> None:
+    """Refuse, before anything is written, a path that cannot take a new file: an existing file
+    without ``force``, a directory, or a parent that is a file or not writable."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory", hint="give a file name, e.g. key.pem")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists", hint="pass --force to overwrite it")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {path}: {parent} is not writable")
 
 
 def write_private_file(path: Path, data: bytes, *, force: bool) -> None:

@@ -87,7 +87,8 @@ def command(
         --token-url https://int.api.service.nhs.uk/oauth2/token --jwks jwks.json
     """
     if jwt == "-":
-        jwt = sys.stdin.read(1 << 24).strip()
+        jwt = sys.stdin.read(1 << 24)
+    jwt = _bare_jwt(jwt)
     prof = get_profile(profile) if profile else guess_profile(jwt)
     keys = load_jwks(jwks_path) if jwks_path else None
     report = diagnose(
@@ -108,3 +109,18 @@ def command(
             click.echo(f"profile: {prof.name} (guessed; pass --profile to choose)")
         render_report(report, prof)
     sys.exit(0 if report.ok else 1)
+
+
+def _bare_jwt(text: str) -> str:
+    """The JWT in what was pasted: without quotes, an ``Authorization: Bearer`` prefix, or the
+    form around a ``client_assertion=...`` (a request body copied from a log)."""
+    text = text.strip().strip("'\"").strip()
+    if text.lower().startswith("authorization:"):
+        text = text.split(":", 1)[1].strip()
+    if text.lower().startswith("bearer "):
+        text = text[7:].strip()
+    if "client_assertion=" in text:
+        from urllib.parse import parse_qsl
+
+        text = dict(parse_qsl(text.strip(), keep_blank_values=True)).get("client_assertion", text)
+    return text.strip()

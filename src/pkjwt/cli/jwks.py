@@ -50,6 +50,15 @@ def command(
         )
         for i, spec in enumerate(keyfiles)
     ]
+    # pin the alg wherever the key type allows only one (EC: its curve's), as keygen does
+    keys = [k.with_alg(k.alg) if len(k.algs) == 1 and not k.alg_pinned else k for k in keys]
+    unpinned = [k.kid for k in keys if k.kty == "RSA" and not k.alg_pinned]
+    if unpinned:
+        click.echo(
+            f"note: RSA key(s) {', '.join(unpinned)} published without alg (any RSA alg "
+            "verifies); pass --alg RS512 (or the alg you sign with) to pin it, as keygen does",
+            err=True,
+        )
     text = json.dumps(jwks(keys), indent=2) + "\n"
     if out:
         write_public_file(out, text, force=force)

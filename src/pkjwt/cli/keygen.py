@@ -10,7 +10,7 @@ import click
 
 from ..errors import ConfigError
 from ..keys import DEFAULT_RSA_BITS, MIN_RSA_BITS, RSA_ALGS, generate_key, jwks
-from .common import echo_json, err, write_private_file, write_public_file
+from .common import check_writable, echo_json, err, write_private_file, write_public_file
 
 
 @click.command("keygen")
@@ -55,8 +55,10 @@ def command(
         if not password:
             raise ConfigError(f"environment variable {password_env} is not set")
     for path in (out, jwks_out):
-        if path is not None and path.exists() and not force:
-            raise ConfigError(f"{path} exists", hint="pass --force to overwrite it")
+        if path is not None:
+            check_writable(path, force=force)  # both, before anything is written
+    if out == jwks_out:
+        raise ConfigError("--out and --jwks name the same file")
     if size is not None and alg not in RSA_ALGS:
         raise ConfigError(
             f"--size applies to RSA keys only; {alg} keys have a fixed size",
@@ -65,9 +67,15 @@ def command(
     if not as_json and alg in RSA_ALGS and (size or DEFAULT_RSA_BITS) >= MIN_RSA_BITS:
         err(f"generating {alg} key ({size or DEFAULT_RSA_BITS} bits)...")  # seconds, at 4096
     key = generate_key(alg, kid=kid, size=size)
+    if jwks_out is not None:
+        _refuse_dropping_kids(jwks_out, key.kid)
     write_private_file(out, key.private_pem(password), force=force)
     if jwks_out is not None:
-        write_public_file(jwks_out, json.dumps(jwks([key]), indent=2) + "\n", force=force)
+        try:
+            write_public_file(jwks_out, json.dumps(jwks([key]), indent=2) + "\n", force=force)
+        except BaseException:
+            out.unlink(missing_ok=True)  # nothing half-written: no key without its JWKS
+            raise
     summary = {
         "kid": key.kid,
         "alg": key.alg,
@@ -85,3 +93,21 @@ def command(
     if jwks_out:
         click.echo(f"wrote public JWKS  {jwks_out}")
     click.echo(f"kid {key.kid}  alg {key.alg}  thumbprint {key.thumbprint()}")
+
+
+def _refuse_dropping_kids(path: Path, kid: str) -> None:
+    """``--force`` over a JWKS that publishes other kids would unpublish them: a key still in
+    use (mid-rotation) would stop working. Say how to publish both instead."""
+    try:
+        published = json.loads(path.read_text("utf-8")).get("keys", [])
+    except (OSError, ValueError, AttributeError):
+        return  # absent or not a JWKS: nothing published to lose
+    others = sorted(
+        str(k.get("kid")) for k in published if isinstance(k, dict) and k.get("kid") != kid
+    )
+    if others:
+        raise ConfigError(
+            f"{path} publishes kid(s) {', '.join(others)}; replacing it would unpublish them",
+            hint=f"write the new JWKS elsewhere, then publish both: pkjwt jwks OLD.pem "
+            f"NEW.pem --kid {others[0]} --kid {kid} --out {path} --force",
+        )

@@ -32,14 +32,17 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except PkjwtError as exc:
-            click.echo(click.style("error: ", fg="red", bold=True) + exc.message, err=True)
-            if exc.hint:
-                click.echo(click.style("hint: ", fg="yellow") + exc.hint, err=True)
+            _error(exc.message, exc.hint)
             ctx.exit(2)
-        except (click.UsageError, click.exceptions.Exit, click.Abort):
+        except click.UsageError as exc:  # bad flags or arguments: the same format, exit 2
+            sub = exc.ctx.command.name if exc.ctx is not None and exc.ctx.parent else None
+            where = f"pkjwt {sub}" if sub else "pkjwt"
+            _error(exc.format_message(), f"{where} --help shows the options")
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.Abort):
             raise
         except click.ClickException as exc:  # one error format, one exit code for every command
-            click.echo(click.style("error: ", fg="red", bold=True) + exc.format_message(), err=True)
+            _error(exc.format_message(), None)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -54,6 +57,12 @@ class _Group(click.Group):
                 err=True,
             )
             ctx.exit(70)
+
+
+def _error(message: str, hint: str | None) -> None:
+    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    if hint:
+        click.echo(click.style("hint: ", fg="yellow") + hint, err=True)
 
 
 def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
