@@ -24,12 +24,10 @@ Every candidate's output is checked once with PyJWT and the public key before ti
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from typing import Any
 
 import jwt as pyjwt
@@ -38,8 +36,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import pkjwt
+from pkjwt.decode import b64url
 
-from .common import Candidate, environment, format_table, measure, standalone_main
+from .common import (
+    Candidate,
+    environment,
+    format_table,
+    measure,
+    print_verified,
+    print_versions,
+    standalone_main,
+    versions,
+)
 
 NAME = "assertion"
 KEY_BITS = 4096
@@ -53,10 +61,6 @@ PKJWT = "pkjwt-factory"
 # (rounds, calls per round for ~1.5 ms candidates, for ~250 ms candidates, warmup of fast ones)
 FULL = (15, 20, 1, 30)
 QUICK = (5, 10, 1, 10)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _fresh_claims() -> dict[str, Any]:
@@ -194,7 +198,7 @@ class Setup:
         out = fn()
         if name == BASELINE:
             assert isinstance(out, bytes)
-            token = f"{self.signing_input.decode('ascii')}.{_b64url(out)}"
+            token = f"{self.signing_input.decode('ascii')}.{b64url(out)}"
         else:
             assert isinstance(out, str), f"{name} returned {type(out).__name__}"
             token = out
@@ -222,34 +226,25 @@ class Setup:
         return f"ok (alg=RS512 kid={KID} typ=JWT, exp in {ttl} s)"
 
 
-def _versions() -> dict[str, str]:
-    out = {"openssl": openssl_backend.openssl_version_text()}
-    for dist in ("pkjwt", "cryptography", "joserfc", "pyjwt", "authlib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
 def run(quick: bool = False) -> dict[str, Any]:
     """Run the benchmark, print its table, return a JSON-serialisable result."""
     rounds, fast, slow, warmup = QUICK if quick else FULL
-    versions = _versions()
+    found = {
+        "openssl": openssl_backend.openssl_version_text(),
+        **versions("pkjwt", "cryptography", "joserfc", "pyjwt", "authlib"),
+    }
     print(
         f"== {NAME}: one NHS client assertion, RSA-{KEY_BITS}, RS512 "
         f"({'quick' if quick else 'full'} mode, {rounds} interleaved rounds)"
     )
-    print("   " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print_versions(found)
     t0 = time.perf_counter()
     setup = Setup()
     print(f"   key generated and loaded in {time.perf_counter() - t0:.1f} s")
 
     candidates = setup.candidates(fast, slow, warmup)
     verification = {c.name: setup.verify(c.name, c.fn) for c in candidates}
-    width = max(len(n) for n in verification)
-    for cname, verdict in verification.items():
-        print(f"   verified {cname.ljust(width)}  {verdict}")
+    print_verified(verification)
     print()
 
     t0 = time.perf_counter()
@@ -283,7 +278,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "calls_per_round_slow": slow,
             "warmup_fast": warmup,
         },
-        "environment": environment(versions),
+        "environment": environment(found),
         "baseline": BASELINE,
         "target_ratio": TARGET,
         "pkjwt_vs_raw": ratio,

@@ -1,4 +1,4 @@
-"""Small timing helpers for the benchmarks (stdlib only).
+"""Helpers shared by the benchmarks (stdlib only): interleaved timing, tables, versions, JSON.
 
 Candidates are measured *interleaved*: every round runs each candidate's batch in turn
 (A, B, C, D, A, B, C, D, ...), with the starting candidate rotated each round, so that machine
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,16 @@ __all__ = [
     "Candidate",
     "Stats",
     "environment",
+    "format_ms",
     "format_table",
+    "format_us",
     "measure",
     "percentile",
+    "print_verified",
+    "print_versions",
+    "standalone_main",
+    "table",
+    "versions",
     "write_json",
 ]
 
@@ -155,7 +163,7 @@ def measure(
     return stats
 
 
-def _fmt_ms(ns: float) -> str:
+def _table_ms(ns: float) -> str:
     ms = ns / 1e6
     if ms >= 100:
         return f"{ms:.1f}"
@@ -164,22 +172,20 @@ def _fmt_ms(ns: float) -> str:
     return f"{ms:.3f}"
 
 
-def format_table(stats: Mapping[str, Stats], baseline: str, *, title: str = "") -> str:
-    """A fixed-width table (median, p10, p90 per call in ms, and median ratio to ``baseline``)."""
-    base = stats[baseline]
-    headers = ("candidate", "calls", "median ms", "p10 ms", "p90 ms", f"x {baseline}")
-    rows: list[tuple[str, ...]] = []
-    for st in stats.values():
-        rows.append(
-            (
-                st.name,
-                str(st.calls),
-                _fmt_ms(st.median_ns),
-                _fmt_ms(st.p10_ns),
-                _fmt_ms(st.p90_ns),
-                f"{st.median_ns / base.median_ns:.2f}x",
-            )
-        )
+def format_us(ns: float) -> str:
+    """Nanoseconds as microseconds: one decimal below 1,000 us, none above."""
+    us = ns / 1e3
+    return f"{us:.1f}" if us < 1000 else f"{us:.0f}"
+
+
+def format_ms(seconds: float) -> str:
+    """Seconds as milliseconds: two decimals below 10 ms, one above."""
+    ms = seconds * 1e3
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str = "") -> str:
+    """A fixed-width table: the first column left-aligned, the others right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
@@ -187,18 +193,57 @@ def format_table(stats: Mapping[str, Stats], baseline: str, *, title: str = "") 
         rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
         return "  ".join((first, *rest))
 
-    out: list[str] = []
-    if title:
-        out.append(title)
+    out = [title] if title else []
     out.append(line(headers))
     out.append("  ".join("-" * w for w in widths))
     out.extend(line(r) for r in rows)
+    return "\n".join(out)
+
+
+def format_table(stats: Mapping[str, Stats], baseline: str, *, title: str = "") -> str:
+    """A fixed-width table (median, p10, p90 per call in ms, and median ratio to ``baseline``)."""
+    base = stats[baseline]
+    headers = ("candidate", "calls", "median ms", "p10 ms", "p90 ms", f"x {baseline}")
+    rows = [
+        (
+            st.name,
+            str(st.calls),
+            _table_ms(st.median_ns),
+            _table_ms(st.p10_ns),
+            _table_ms(st.p90_ns),
+            f"{st.median_ns / base.median_ns:.2f}x",
+        )
+        for st in stats.values()
+    ]
+    out = [table(headers, rows, title)]
     notes = [(st.name, st.note) for st in stats.values() if st.note]
     if notes:
         out.append("")
         name_w = max(len(n) for n, _ in notes)
         out.extend(f"  {n.ljust(name_w)}  {note}" for n, note in notes)
     return "\n".join(out)
+
+
+def versions(*dists: str) -> dict[str, str]:
+    """The installed version of each distribution ("not installed" when it is not)."""
+    out: dict[str, str] = {}
+    for dist in dists:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def print_versions(found: Mapping[str, str]) -> None:
+    print("   " + ", ".join(f"{k} {v}" for k, v in found.items()))
+
+
+def print_verified(verification: Mapping[str, str]) -> None:
+    """One line per candidate: what its one checked output looked like."""
+    width = max(len(n) for n in verification)
+    for name, verdict in verification.items():
+        print(f"   verified {name.ljust(width)}  {verdict}")
 
 
 def environment(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

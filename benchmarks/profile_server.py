@@ -39,7 +39,7 @@ from pkjwt.server.config import parse_config
 from pkjwt.server.dialects import STANDARD
 from pkjwt.server.token_request import AssertionCredentials
 
-from .bench_server import BODY_PREFIX, CLIENT_ID, KID
+from .server.assertions import BODY_PREFIX, CLIENT_ID, KID
 
 ISSUER = "http://127.0.0.1:8080"
 TOKEN_PATH = "/oauth2/token"

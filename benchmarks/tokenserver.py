@@ -351,10 +351,6 @@ class TokenServer:
     def token_requests(self) -> int:
         return int(self.stats()["token_requests"])
 
-    @property
-    def api_requests(self) -> int:
-        return int(self.stats()["api_requests"])
-
 
 def _serve(argv: Sequence[str] | None = None) -> int:
     """Child-process entry point: print ``PORT n``, serve until stdin closes."""

@@ -1,5 +1,6 @@
-"""Fixtures for the local authorization server tests: running servers over loopback and a
-hand-rolled assertion builder that can produce every malformed case.
+"""Fixtures for the local authorization server tests: running servers over loopback, and
+header/claims builders (``Srv.header``, ``Srv.claims``, ``DROP``) that, signed with
+:mod:`pkjwt.forge`, produce every malformed case.
 
 Each server is started once per session (``local_auth_server`` in a uvicorn thread on a free
 loopback port); tests that need special configuration start their own.
@@ -8,8 +9,6 @@ loopback port); tests that need special configuration start their own.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import http.server
 import json
 import socket
@@ -24,9 +23,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from pkjwt.decode import b64url
+from pkjwt.forge import sign
 from pkjwt.keys import Key, generate_key, jwks
-from pkjwt.signing import LocalSigner
 from pkjwt.testing import LocalAuthServer, local_auth_server
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -46,17 +44,6 @@ class _Drop:
 DROP: Any = _Drop()
 
 
-def segment(part: Mapping[str, Any] | str | bytes) -> str:
-    """base64url of a JOSE segment: a dict (JSON-encoded), raw JSON text, or raw bytes."""
-    if isinstance(part, bytes):
-        raw = part
-    elif isinstance(part, str):
-        raw = part.encode("utf-8", "surrogatepass")
-    else:
-        raw = json.dumps(part, separators=(",", ":")).encode()
-    return b64url(raw)
-
-
 def apply(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for name, value in overrides.items():
@@ -65,38 +52,6 @@ def apply(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
         else:
             out[name] = value
     return out
-
-
-def sign(
-    key: Key,
-    header: Mapping[str, Any] | str | bytes,
-    claims: Mapping[str, Any] | str | bytes,
-    *,
-    alg: str | None = None,
-) -> str:
-    """A compact JWS over exactly these header and claims, signed by ``key`` with ``alg``
-    (default: the header's ``alg`` when it is a dict, else the key's)."""
-    if alg is None:
-        alg = header.get("alg") if isinstance(header, Mapping) else None
-        alg = alg if isinstance(alg, str) and alg in key.algs else key.alg
-    signing_key = key if alg in key.algs and key.alg == alg else key.with_alg(alg)
-    signing_input = f"{segment(header)}.{segment(claims)}"
-    signature = LocalSigner(signing_key, alg).sign(signing_input.encode())
-    return f"{signing_input}.{b64url(signature)}"
-
-
-def unsigned(
-    header: Mapping[str, Any] | str | bytes,
-    claims: Mapping[str, Any] | str | bytes,
-    signature: bytes = b"",
-) -> str:
-    return f"{segment(header)}.{segment(claims)}.{b64url(signature)}"
-
-
-def hs256(secret: bytes, header: Mapping[str, Any], claims: Mapping[str, Any]) -> str:
-    signing_input = f"{segment(header)}.{segment(claims)}"
-    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64url(mac)}"
 
 
 @dataclass

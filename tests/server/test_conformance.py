@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from pkjwt.errors import ConfigError
+from pkjwt.forge import sign, unsigned
 from pkjwt.keys import Key, jwks
 from pkjwt.server.config import parse_config
 from pkjwt.server.run import run_in_thread
 
-from .conftest import DROP, JWT_BEARER, Srv, error_of, free_port, sign, start, unsigned
+from .conftest import DROP, JWT_BEARER, Srv, error_of, free_port, start
 
 # Each case: (name, build(srv) -> form, expected error, rule id named in error_description).
 Case = tuple[str, Callable[[Srv], dict[str, str]], str, str]
@@ -166,7 +167,7 @@ def test_negative_list_legacy(
 
 
 def test_fapi2_rejects_rs256(fapi: Srv) -> None:
-    response = fapi.token(fapi.assertion(header={"alg": "RS256"}))
+    response = fapi.token(fapi.assertion(header={"alg": "RS256"}, alg=fapi.key.alg))
     status, error, description = error_of(response)
     assert (status, error) == (400, "invalid_client")
     assert description.startswith("R8 "), description
@@ -177,7 +178,7 @@ def test_rfc7523bis_allows_the_rs256_alg(bis: Srv, ps256_key: Key) -> None:
     """Control for the FAPI case: the generic profile allows RS256 (with a key registered for
     it), so the FAPI rejection is about the alg list, not the key."""
     # the bis client's key is ES256; a PS256-pinned key cannot be used by it: only check R8 passes
-    response = bis.token(bis.assertion(header={"alg": "RS256"}, key=ps256_key))
+    response = bis.token(bis.assertion(header={"alg": "RS256"}, key=ps256_key, alg="PS256"))
     _status, _error, description = error_of(response)
     assert not description.startswith("R8"), description
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from pkjwt import nhs as nhs_table
-from pkjwt.decode import b64url
+from pkjwt.forge import sign, unsigned
 from pkjwt.keys import Key
 
-from .conftest import DROP, FORM, JWT_BEARER, Srv, sign
+from .conftest import DROP, FORM, JWT_BEARER, Srv
 
 P = "client_assertion JWT"
 # The spec's strings, written out (not read from pkjwt.nhs) so the table is checked too.
@@ -178,12 +178,14 @@ def test_request_rows(nhs: Srv, build: Callable[[Srv], dict[str, str]], expected
 
 
 def _rs256(s: Srv) -> str:
-    return s.assertion(header={"alg": "RS256"})
+    return s.assertion(header={"alg": "RS256"}, alg=s.key.alg)
 
 
 ASSERTION_CASES = [
     pytest.param(_rs256, ALG, id="alg-RS256"),
-    pytest.param(lambda s: s.assertion(header={"alg": "PS512"}), ALG, id="alg-PS512"),
+    pytest.param(
+        lambda s: s.assertion(header={"alg": "PS512"}, alg=s.key.alg), ALG, id="alg-PS512"
+    ),
     pytest.param(lambda s: s.assertion(exp=_now() - 120), EXPIRED, id="exp-expired"),
     pytest.param(lambda s: s.assertion(header={"kid": DROP}), KID_MISSING, id="kid-missing"),
     pytest.param(lambda s: s.assertion(header={"typ": DROP}), TYP, id="typ-missing"),
@@ -278,7 +280,7 @@ def _payload(assertion: str) -> str:
     ("build", "expected"),
     [
         pytest.param(
-            lambda s: s.assertion(header={"alg": "RS256"}, exp=_now() - 120),
+            lambda s: s.assertion(header={"alg": "RS256"}, alg=s.key.alg, exp=_now() - 120),
             ALG,
             id="alg-before-exp",
         ),
@@ -415,10 +417,7 @@ def test_crit_header_with_forged_signature_is_rejected(nhs: Srv) -> None:
     """A `crit` header makes the rule table stop after R6 (nothing else is checked, not even the
     signature). NHS mode must still refuse: the platform's answer is 'Malformed JWT'."""
     header = nhs.header(crit=["exp"])
-    signing_input = (
-        f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(nhs.claims()).encode())}"
-    )
-    forged = f"{signing_input}.{b64url(b'not a signature')}"
+    forged = unsigned(json.dumps(header), json.dumps(nhs.claims()), b"not a signature")
     response = nhs.token(forged)
     assert response.status_code != 200, "a forged assertion with a crit header got a token"
     assert _answer(response) == MALFORMED

@@ -11,13 +11,14 @@ import pytest
 import redis
 
 from pkjwt.errors import ConfigError
+from pkjwt.forge import sign
 from pkjwt.keys import Key, jwks
 from pkjwt.server.app import create_app
 from pkjwt.server.config import parse_config
 from pkjwt.server.replay import RedisReplayStore, describe_store, open_replay_store
 from pkjwt.server.run import run_in_thread
 
-from .conftest import JWT_BEARER, sign
+from .conftest import JWT_BEARER
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def test_requests_are_recorded_with_findings() -> None:
             client.get_token()
         import httpx
 
-        from .conftest import sign
+        from pkjwt.forge import sign
 
         bad = sign(
             server.key,

@@ -1,19 +1,9 @@
-"""Helpers shared by the unit tests: hand-built JWTs and fixed constants.
-
-These build compact JWS from arbitrary header/claims dicts so the rule tests can produce every
-kind of broken assertion, signed correctly unless a test says otherwise.
-"""
+"""Helpers shared by the unit tests: fixed constants and the NHS / rfc7523bis header and claims
+that the rule tests change one member at a time (sign them with :mod:`pkjwt.forge`)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from typing import Any
-
-from pkjwt.decode import b64url
-from pkjwt.keys import Key
-from pkjwt.signing import LocalSigner
 
 NOW = 1_700_000_000
 TOKEN_URL = "https://int.api.service.nhs.uk/oauth2/token"
@@ -22,45 +12,6 @@ AS_TOKEN_URL = "https://as.example.com/oauth2/token"
 CLIENT_ID = "api-key-123"
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
-
-
-def b64json(obj: Any) -> str:
-    return b64url(json.dumps(obj, separators=(",", ":")).encode())
-
-
-def signing_input(header: dict[str, Any] | str, claims: dict[str, Any] | str) -> str:
-    """``header``/``claims`` may be raw JSON text (for duplicate keys, NaN, ...)."""
-    h = b64url(header.encode()) if isinstance(header, str) else b64json(header)
-    c = b64url(claims.encode()) if isinstance(claims, str) else b64json(claims)
-    return f"{h}.{c}"
-
-
-def sign_jwt(
-    key: Key,
-    header: dict[str, Any] | str,
-    claims: dict[str, Any] | str,
-    *,
-    alg: str | None = None,
-) -> str:
-    """Sign arbitrary header/claims with ``key`` (alg from ``alg``, the header, or the key)."""
-    if alg is None:
-        alg = header.get("alg") if isinstance(header, dict) else None
-        if not isinstance(alg, str):
-            alg = key.alg
-    signer = LocalSigner(key if alg in key.algs else key.with_alg(alg), alg)
-    data = signing_input(header, claims)
-    return f"{data}.{b64url(signer.sign(data.encode('ascii')))}"
-
-
-def hmac_jwt(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
-    """HS256 over header.claims with ``secret`` (whatever ``header['alg']`` claims)."""
-    data = signing_input(header, claims)
-    sig = hmac.new(secret, data.encode("ascii"), hashlib.sha256).digest()
-    return f"{data}.{b64url(sig)}"
-
-
-def unsigned_jwt(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    return f"{signing_input(header, claims)}."
 
 
 def nhs_header(kid: str = "test-1", alg: str = "RS512") -> dict[str, Any]:

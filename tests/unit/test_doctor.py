@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pkjwt import AssertionFactory, Key, KeySet, Report, diagnose, jwks
 from pkjwt.doctor import guess_profile
+from pkjwt.forge import hmac_sign, sign, unsigned
 
 from .helpers import (
     AS_TOKEN_URL,
@@ -21,11 +22,8 @@ from .helpers import (
     TOKEN_URL,
     bis_claims,
     bis_header,
-    hmac_jwt,
     nhs_claims,
     nhs_header,
-    sign_jwt,
-    unsigned_jwt,
 )
 
 
@@ -37,7 +35,7 @@ def _claims_without(name: str, **extra: Any) -> dict[str, Any]:
 
 
 def _nhs(key: Key, header: dict[str, Any], claims: dict[str, Any]) -> str:
-    return sign_jwt(key, header, claims)
+    return sign(key, header, claims)
 
 
 # (name, token builder, profile, code); builders get the rsa/ec keys
@@ -74,7 +72,7 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
     ),
     (
         "ES512 under nhs",
-        lambda r, e: sign_jwt(e, nhs_header(alg="ES512"), nhs_claims()),
+        lambda r, e: sign(e, nhs_header(alg="ES512"), nhs_claims()),
         "nhs",
         "alg.not_allowed",
     ),
@@ -92,25 +90,25 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
     ),
     (
         "aud is the token URL under rfc7523bis",
-        lambda r, e: sign_jwt(r, bis_header("test-1", "PS256"), bis_claims(aud=AS_TOKEN_URL)),
+        lambda r, e: sign(r, bis_header("test-1", "PS256"), bis_claims(aud=AS_TOKEN_URL)),
         "rfc7523bis",
         "aud.token_endpoint",
     ),
     (
         "aud is something else under rfc7523bis",
-        lambda r, e: sign_jwt(r, bis_header("test-1", "PS256"), bis_claims(aud="https://x")),
+        lambda r, e: sign(r, bis_header("test-1", "PS256"), bis_claims(aud="https://x")),
         "rfc7523bis",
         "aud.wrong",
     ),
     (
         "HS256",
-        lambda r, e: hmac_jwt(b"secret", nhs_header(alg="HS256"), nhs_claims()),
+        lambda r, e: hmac_sign(b"secret", nhs_header(alg="HS256"), nhs_claims()),
         "nhs",
         "alg.hmac",
     ),
     (
         "alg none",
-        lambda r, e: unsigned_jwt(nhs_header(alg="none"), nhs_claims()),
+        lambda r, e: unsigned(nhs_header(alg="none"), nhs_claims()),
         "nhs",
         "alg.none",
     ),
@@ -148,9 +146,7 @@ def test_hints_for_every_failure_of_a_bad_assertion(rsa_key: Key) -> None:
     """The demo's classic-mistakes assertion: every failure explains itself."""
     header = {"alg": "RS512", "kid": "test-1"}
     claims = {"iss": CLIENT_ID, "aud": TOKEN_URL, "jit": "1", "exp": str(NOW + 3600)}
-    report = diagnose(
-        sign_jwt(rsa_key, header, claims), profile="nhs", token_url=TOKEN_URL, now=NOW
-    )
+    report = diagnose(sign(rsa_key, header, claims), profile="nhs", token_url=TOKEN_URL, now=NOW)
     codes = {f.code for f in report.failures}
     assert {"typ.missing", "sub.missing", "exp.type", "jti.missing"} <= codes
     assert all(f.hint for f in report.failures)
@@ -171,7 +167,7 @@ def test_diagnose_guesses_the_profile(rs512_key: Key, ec256_key: Key) -> None:
     report = diagnose(nhs, token_url=TOKEN_URL, now=NOW)
     assert report.ok
     # an EC assertion to an NHS URL is judged by the NHS rules
-    bad = sign_jwt(ec256_key, {**nhs_header(alg="ES256")}, nhs_claims())
+    bad = sign(ec256_key, {**nhs_header(alg="ES256")}, nhs_claims())
     assert diagnose(bad, token_url=TOKEN_URL, now=NOW).failed("alg.not_allowed")
 
 
@@ -188,7 +184,7 @@ def test_diagnose_guesses_the_profile(rs512_key: Key, ec256_key: Key) -> None:
     ],
 )
 def test_guess_profile(header: dict[str, Any], claims: dict[str, Any], name: str) -> None:
-    token = unsigned_jwt(header, claims)
+    token = unsigned(header, claims)
     assert guess_profile(token).name == name
 
 

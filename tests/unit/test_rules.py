@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pkjwt import PROFILES, Key, KeySet, Report, RuleContext, Verdict, check, get_profile
 from pkjwt.decode import DecodeError, b64url, decode_compact
+from pkjwt.forge import hmac_sign, segment, sign, signing_input, unsigned
 from pkjwt.keys import load_jwks
 from pkjwt.rules import Finding
 
@@ -20,15 +21,10 @@ from .helpers import (
     ISSUER,
     NOW,
     TOKEN_URL,
-    b64json,
     bis_claims,
     bis_header,
-    hmac_jwt,
     nhs_claims,
     nhs_header,
-    sign_jwt,
-    signing_input,
-    unsigned_jwt,
 )
 
 
@@ -63,7 +59,7 @@ def bis_keys(ec256_key: Key, rsa_key: Key) -> KeySet:
 
 
 def test_valid_nhs_assertion_passes_every_rule(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims())
+    token = sign(rsa_key, nhs_header(), nhs_claims())
     report = check(token, nhs_ctx(nhs_keyset))
     assert report.ok
     assert report.failures == []
@@ -81,7 +77,7 @@ def test_valid_nhs_assertion_passes_every_rule(rsa_key: Key, nhs_keyset: KeySet)
 
 
 def test_valid_rfc7523bis_assertion_passes(ec256_key: Key, bis_keys: KeySet) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims())
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims())
     report = check(token, bis_ctx(bis_keys))
     assert report.ok
     # pass findings are built by a shortcut constructor: they must be whole Findings
@@ -95,7 +91,7 @@ def test_valid_rfc7523bis_assertion_passes(ec256_key: Key, bis_keys: KeySet) -> 
 
 
 def test_without_keys_signature_is_skipped(rsa_key: Key) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims())
+    token = sign(rsa_key, nhs_header(), nhs_claims())
     report = check(token, nhs_ctx(None))
     assert report.ok
     skipped = {f.rule for f in report.findings if f.verdict is Verdict.SKIP}
@@ -103,7 +99,7 @@ def test_without_keys_signature_is_skipped(rsa_key: Key) -> None:
 
 
 def test_finding_as_dict(rsa_key: Key) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(exp=NOW - 100))
+    token = sign(rsa_key, nhs_header(), nhs_claims(exp=NOW - 100))
     report = check(token, nhs_ctx(None))
     failure = report.first_failure
     assert failure is not None
@@ -122,7 +118,7 @@ def test_finding_as_dict(rsa_key: Key) -> None:
 
 def test_alg_none(nhs_keyset: KeySet) -> None:
     for alg in ("none", "None", "NONE"):
-        token = unsigned_jwt(nhs_header(alg=alg), nhs_claims())
+        token = unsigned(nhs_header(alg=alg), nhs_claims())
         report = check(token, nhs_ctx(nhs_keyset))
         assert report.failed("alg.none")
         assert not report.ok
@@ -130,7 +126,7 @@ def test_alg_none(nhs_keyset: KeySet) -> None:
 
 
 def test_alg_hmac(nhs_keyset: KeySet) -> None:
-    token = hmac_jwt(b"client-secret", nhs_header(alg="HS256"), nhs_claims())
+    token = hmac_sign(b"client-secret", nhs_header(alg="HS256"), nhs_claims())
     report = check(token, nhs_ctx(nhs_keyset))
     assert report.failed("alg.hmac")
     assert not report.ok
@@ -140,20 +136,20 @@ def test_alg_confusion_with_public_key_as_hmac_secret(rsa_key: Key, bis_keys: Ke
     """The classic attack: HMAC the token with the server's copy of the public key."""
     secret = rsa_key.public_pem()
     header = bis_header("rsa-1", "HS256")
-    report = check(hmac_jwt(secret, header, bis_claims()), bis_ctx(bis_keys))
+    report = check(hmac_sign(secret, header, bis_claims()), bis_ctx(bis_keys))
     assert report.failed("alg.hmac")
     assert not report.ok
     assert not any(f.rule == "R11" and f.verdict is Verdict.PASS for f in report.findings)
     # the same HMAC under an RS256 label is simply a bad signature
     header = bis_header("rsa-1", "RS256")
-    report = check(hmac_jwt(secret, header, bis_claims()), bis_ctx(bis_keys))
+    report = check(hmac_sign(secret, header, bis_claims()), bis_ctx(bis_keys))
     assert only_failure(report) == ("R11", "signature.invalid")
 
 
 @pytest.mark.parametrize(("alg", "fixture"), [("RS256", "rsa_key"), ("ES512", "ec521_key")])
 def test_alg_not_allowed_under_nhs(request: pytest.FixtureRequest, alg: str, fixture: str) -> None:
     key: Key = request.getfixturevalue(fixture)
-    token = sign_jwt(key, nhs_header(alg=alg), nhs_claims())
+    token = sign(key, nhs_header(alg=alg), nhs_claims())
     report = check(token, nhs_ctx(None))
     assert only_failure(report) == ("R8", "alg.not_allowed")
     finding = report.first_failure
@@ -164,12 +160,12 @@ def test_alg_not_allowed_under_nhs(request: pytest.FixtureRequest, alg: str, fix
 
 
 def test_alg_missing(rsa_key: Key) -> None:
-    token = sign_jwt(rsa_key, {"typ": "JWT", "kid": "test-1"}, nhs_claims(), alg="RS512")
+    token = sign(rsa_key, {"typ": "JWT", "kid": "test-1"}, nhs_claims(), alg="RS512")
     assert check(token, nhs_ctx(None)).failed("alg.missing")
 
 
 def test_alg_registered_mismatch(rsa_key: Key, bis_keys: KeySet) -> None:
-    token = sign_jwt(rsa_key, bis_header("rsa-1", "PS256"), bis_claims())
+    token = sign(rsa_key, bis_header("rsa-1", "PS256"), bis_claims())
     report = check(token, bis_ctx(bis_keys, client_alg="RS256"))
     assert only_failure(report) == ("R8", "alg.registered_mismatch")
 
@@ -180,7 +176,7 @@ def test_alg_registered_mismatch(rsa_key: Key, bis_keys: KeySet) -> None:
 def test_kid_missing_under_nhs(rsa_key: Key, nhs_keyset: KeySet) -> None:
     header = {"alg": "RS512", "typ": "JWT"}
     for keys in (nhs_keyset, None):
-        report = check(sign_jwt(rsa_key, header, nhs_claims()), nhs_ctx(keys))
+        report = check(sign(rsa_key, header, nhs_claims()), nhs_ctx(keys))
         assert only_failure(report) == ("R9", "kid.missing")
         assert report.first_failure is not None
         assert report.first_failure.hint
@@ -189,17 +185,17 @@ def test_kid_missing_under_nhs(rsa_key: Key, nhs_keyset: KeySet) -> None:
 def test_kid_optional_with_single_key_under_rfc7523bis(ec256_key: Key) -> None:
     header = {"alg": "ES256", "typ": "client-authentication+jwt"}
     keys = KeySet((ec256_key.public(),))
-    assert check(sign_jwt(ec256_key, header, bis_claims()), bis_ctx(keys)).ok
+    assert check(sign(ec256_key, header, bis_claims()), bis_ctx(keys)).ok
 
 
 def test_kid_required_when_jwks_has_several_keys(ec256_key: Key, bis_keys: KeySet) -> None:
     header = {"alg": "ES256", "typ": "client-authentication+jwt"}
-    report = check(sign_jwt(ec256_key, header, bis_claims()), bis_ctx(bis_keys))
+    report = check(sign(ec256_key, header, bis_claims()), bis_ctx(bis_keys))
     assert only_failure(report) == ("R9", "kid.missing")
 
 
 def test_kid_unknown(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(kid="int-2"), nhs_claims())
+    token = sign(rsa_key, nhs_header(kid="int-2"), nhs_claims())
     report = check(token, nhs_ctx(nhs_keyset))
     assert only_failure(report) == ("R9", "kid.unknown")
     assert report.first_failure is not None
@@ -207,14 +203,14 @@ def test_kid_unknown(rsa_key: Key, nhs_keyset: KeySet) -> None:
 
 
 def test_kid_not_a_string(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, {**nhs_header(), "kid": 7}, nhs_claims())
+    token = sign(rsa_key, {**nhs_header(), "kid": 7}, nhs_claims())
     assert check(token, nhs_ctx(nhs_keyset)).failed("kid.type")
 
 
 @pytest.mark.parametrize("name", ["jwk", "jku", "x5u"])
 def test_untrusted_key_headers(ec256_key: Key, bis_keys: KeySet, name: str) -> None:
     value: Any = ec256_key.public_jwk() if name == "jwk" else "https://attacker.example/jwks"
-    token = sign_jwt(ec256_key, {**bis_header("ec256-1", "ES256"), name: value}, bis_claims())
+    token = sign(ec256_key, {**bis_header("ec256-1", "ES256"), name: value}, bis_claims())
     report = check(token, bis_ctx(bis_keys))
     assert only_failure(report) == ("R9", "key.untrusted_header")
 
@@ -226,7 +222,7 @@ def test_key_headers_are_ignored_under_nhs(
     """The NHS platform reads keys only from the app's JWKS URL: a key header is never used,
     and never refused either (the registered key still has to verify the signature)."""
     value: Any = ec256_key.public_jwk() if name == "jwk" else "https://attacker.example/jwks"
-    token = sign_jwt(rsa_key, {**nhs_header(), name: value}, nhs_claims())
+    token = sign(rsa_key, {**nhs_header(), name: value}, nhs_claims())
     assert check(token, nhs_ctx(nhs_keyset)).ok
 
 
@@ -236,21 +232,21 @@ def test_embedded_jwk_is_not_used_for_verification(ec256_key: Key, bis_keys: Key
 
     attacker = generate_key("ES256", kid="ec256-1")
     header = {**bis_header("ec256-1", "ES256"), "jwk": attacker.public_jwk()}
-    report = check(sign_jwt(attacker, header, bis_claims()), bis_ctx(bis_keys))
+    report = check(sign(attacker, header, bis_claims()), bis_ctx(bis_keys))
     assert not report.ok
     assert report.failed("key.untrusted_header")
 
 
 def test_key_type_mismatch(ec256_key: Key, bis_keys: KeySet) -> None:
     # ES256 header, but the kid names the RSA key
-    token = sign_jwt(ec256_key, bis_header("rsa-1", "ES256"), bis_claims())
+    token = sign(ec256_key, bis_header("rsa-1", "ES256"), bis_claims())
     assert check(token, bis_ctx(bis_keys)).failed("key.type_mismatch")
 
 
 def test_alg_pinned_by_the_registered_jwk_is_named_as_such(rsa_key: Key) -> None:
     # the JWKS says alg RS512 (pkjwt keygen writes it); the client signed RS256 with the key
     pinned = load_jwks({"keys": [{**rsa_key.public_jwk(), "kid": "k", "alg": "RS512"}]})
-    token = sign_jwt(rsa_key, bis_header("k", "RS256"), bis_claims())
+    token = sign(rsa_key, bis_header("k", "RS256"), bis_claims())
     failure = check(token, bis_ctx(pinned)).first_failure
     assert failure is not None
     assert failure.code == "key.type_mismatch"
@@ -262,9 +258,9 @@ def test_alg_pinned_by_the_registered_jwk_is_named_as_such(rsa_key: Key) -> None
 
 
 def test_tampered_payload(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims())
+    token = sign(rsa_key, nhs_header(), nhs_claims())
     h, _p, s = token.split(".")
-    forged = f"{h}.{b64json(nhs_claims(sub='someone-else', iss='someone-else'))}.{s}"
+    forged = f"{h}.{segment(nhs_claims(sub='someone-else', iss='someone-else'))}.{s}"
     report = check(forged, nhs_ctx(nhs_keyset))
     assert only_failure(report) == ("R11", "signature.invalid")
 
@@ -273,7 +269,7 @@ def test_signature_from_another_key(ec256_key: Key) -> None:
     from pkjwt import generate_key
 
     other = generate_key("ES256", kid="ec256-1")
-    token = sign_jwt(other, bis_header("ec256-1", "ES256"), bis_claims())
+    token = sign(other, bis_header("ec256-1", "ES256"), bis_claims())
     report = check(token, bis_ctx(KeySet((ec256_key.public(),))))
     assert only_failure(report) == ("R11", "signature.invalid")
     assert report.first_failure is not None
@@ -285,10 +281,10 @@ def test_der_ecdsa_signature_rejected(ec256_key: Key) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    data = signing_input(bis_header("ec256-1", "ES256"), bis_claims())
+    header, claims = bis_header("ec256-1", "ES256"), bis_claims()
     native: Any = ec256_key.jose.private_key
-    der = native.sign(data.encode(), ec.ECDSA(hashes.SHA256()))
-    report = check(f"{data}.{b64url(der)}", bis_ctx(KeySet((ec256_key.public(),))))
+    der = native.sign(signing_input(header, claims).encode(), ec.ECDSA(hashes.SHA256()))
+    report = check(unsigned(header, claims, der), bis_ctx(KeySet((ec256_key.public(),))))
     assert report.failed("signature.invalid")
 
 
@@ -296,26 +292,26 @@ def test_der_ecdsa_signature_rejected(ec256_key: Key) -> None:
 
 
 def test_typ_missing_under_nhs(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, {"alg": "RS512", "kid": "test-1"}, nhs_claims())
+    token = sign(rsa_key, {"alg": "RS512", "kid": "test-1"}, nhs_claims())
     report = check(token, nhs_ctx(nhs_keyset))
     assert only_failure(report) == ("R12", "typ.missing")
 
 
 @pytest.mark.parametrize("typ", ["JWT", "jwt", "Jwt"])
 def test_typ_jwt_case_insensitive_under_nhs(rsa_key: Key, nhs_keyset: KeySet, typ: str) -> None:
-    token = sign_jwt(rsa_key, {**nhs_header(), "typ": typ}, nhs_claims())
+    token = sign(rsa_key, {**nhs_header(), "typ": typ}, nhs_claims())
     assert check(token, nhs_ctx(nhs_keyset)).ok
 
 
 @pytest.mark.parametrize("typ", ["client-authentication+jwt", "at+jwt", 1])
 def test_typ_wrong_under_nhs(rsa_key: Key, nhs_keyset: KeySet, typ: Any) -> None:
-    token = sign_jwt(rsa_key, {**nhs_header(), "typ": typ}, nhs_claims())
+    token = sign(rsa_key, {**nhs_header(), "typ": typ}, nhs_claims())
     assert only_failure(check(token, nhs_ctx(nhs_keyset))) == ("R12", "typ.wrong")
 
 
 @pytest.mark.parametrize("typ", ["at+jwt", "dpop+jwt", "JOSE", "application/at+jwt"])
 def test_typ_wrong_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet, typ: str) -> None:
-    token = sign_jwt(ec256_key, {**bis_header("ec256-1", "ES256"), "typ": typ}, bis_claims())
+    token = sign(ec256_key, {**bis_header("ec256-1", "ES256"), "typ": typ}, bis_claims())
     assert only_failure(check(token, bis_ctx(bis_keys))) == ("R12", "typ.wrong")
 
 
@@ -335,15 +331,15 @@ def test_typ_accepted_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet, typ: st
         del header["typ"]
     else:
         header["typ"] = typ
-    assert check(sign_jwt(ec256_key, header, bis_claims()), bis_ctx(bis_keys)).ok
+    assert check(sign(ec256_key, header, bis_claims()), bis_ctx(bis_keys)).ok
 
 
 def test_explicit_typ_required_by_server_option(ec256_key: Key, bis_keys: KeySet) -> None:
     header = {**bis_header("ec256-1", "ES256"), "typ": "JWT"}
-    token = sign_jwt(ec256_key, header, bis_claims())
+    token = sign(ec256_key, header, bis_claims())
     report = check(token, bis_ctx(bis_keys, require_explicit_typ=True))
     assert only_failure(report) == ("R12", "typ.explicit_required")
-    good = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims())
+    good = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims())
     assert check(good, bis_ctx(bis_keys, require_explicit_typ=True)).ok
 
 
@@ -357,12 +353,12 @@ def _nhs_without(name: str) -> dict[str, Any]:
 
 
 def test_iss_missing(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), _nhs_without("iss"))
+    token = sign(rsa_key, nhs_header(), _nhs_without("iss"))
     assert only_failure(check(token, nhs_ctx(nhs_keyset))) == ("R13", "iss.missing")
 
 
 def test_sub_missing(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), _nhs_without("sub"))
+    token = sign(rsa_key, nhs_header(), _nhs_without("sub"))
     report = check(token, nhs_ctx(nhs_keyset))
     assert only_failure(report) == ("R13", "sub.missing")
     assert report.first_failure is not None
@@ -371,25 +367,25 @@ def test_sub_missing(rsa_key: Key, nhs_keyset: KeySet) -> None:
 
 @pytest.mark.parametrize(("iss", "sub"), [("", ""), (7, 7), (CLIENT_ID, "")])
 def test_iss_sub_empty_or_not_strings(rsa_key: Key, nhs_keyset: KeySet, iss: Any, sub: Any) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(iss=iss, sub=sub))
+    token = sign(rsa_key, nhs_header(), nhs_claims(iss=iss, sub=sub))
     report = check(token, nhs_ctx(nhs_keyset))
     assert report.failed("iss.missing") or report.failed("sub.missing")
 
 
 def test_iss_sub_mismatch(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(sub=CLIENT_ID + "x"))
+    token = sign(rsa_key, nhs_header(), nhs_claims(sub=CLIENT_ID + "x"))
     assert only_failure(check(token, nhs_ctx(nhs_keyset))) == ("R13", "iss_sub.mismatch")
 
 
 def test_iss_wrong_client(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(iss="other", sub="other"))
+    token = sign(rsa_key, nhs_header(), nhs_claims(iss="other", sub="other"))
     report = check(token, nhs_ctx(nhs_keyset, client_id=CLIENT_ID))
     assert report.failed("client.body_mismatch")
     assert report.failed("iss.wrong")
 
 
 def test_client_unknown(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims())
+    token = sign(rsa_key, nhs_header(), nhs_claims())
     report = check(token, nhs_ctx(nhs_keyset, client_registered=False))
     assert only_failure(report) == ("R7", "client.unknown")
     assert check(token, nhs_ctx(nhs_keyset, client_registered=True)).ok
@@ -403,25 +399,25 @@ def test_client_unknown(rsa_key: Key, nhs_keyset: KeySet) -> None:
     [ISSUER, TOKEN_URL + "/", "https://api.service.nhs.uk/oauth2/token", [TOKEN_URL], ""],
 )
 def test_aud_wrong_under_nhs(rsa_key: Key, nhs_keyset: KeySet, aud: Any) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(aud=aud))
+    token = sign(rsa_key, nhs_header(), nhs_claims(aud=aud))
     report = check(token, nhs_ctx(nhs_keyset, issuer=ISSUER))
     assert only_failure(report) == ("R14", "aud.wrong")
 
 
 def test_aud_missing(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), _nhs_without("aud"))
+    token = sign(rsa_key, nhs_header(), _nhs_without("aud"))
     assert only_failure(check(token, nhs_ctx(nhs_keyset))) == ("R14", "aud.missing")
 
 
 def test_aud_array_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=[ISSUER]))
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=[ISSUER]))
     report = check(token, bis_ctx(bis_keys))
     assert only_failure(report) == ("R14", "aud.array")
 
 
 def test_aud_token_endpoint_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet) -> None:
     for aud in (AS_TOKEN_URL, [AS_TOKEN_URL]):
-        token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=aud))
+        token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=aud))
         report = check(token, bis_ctx(bis_keys))
         assert only_failure(report) == ("R14", "aud.token_endpoint")
 
@@ -430,7 +426,7 @@ def test_aud_token_endpoint_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet) -
     "aud", ["https://evil.example.com", [ISSUER, "https://evil.example.com"], ISSUER + "/"]
 )
 def test_aud_wrong_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet, aud: Any) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=aud))
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=aud))
     assert only_failure(check(token, bis_ctx(bis_keys))) == ("R14", "aud.wrong")
 
 
@@ -441,13 +437,13 @@ def test_legacy_accepts_issuer_token_url_and_arrays(
     ec256_key: Key, bis_keys: KeySet, aud: Any
 ) -> None:
     header = {"alg": "ES256", "typ": "JWT", "kid": "ec256-1"}
-    token = sign_jwt(ec256_key, header, bis_claims(aud=aud))
+    token = sign(ec256_key, header, bis_claims(aud=aud))
     assert check(token, bis_ctx(bis_keys, profile="legacy")).ok
 
 
 @pytest.mark.parametrize("aud", ["https://evil.example.com", ["https://evil"], [], 5])
 def test_legacy_rejects_foreign_aud(ec256_key: Key, bis_keys: KeySet, aud: Any) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=aud))
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=aud))
     assert check(token, bis_ctx(bis_keys, profile="legacy")).failed("aud.wrong")
 
 
@@ -459,7 +455,7 @@ def test_issuer_string_or_array_policy(ec256_key: Key, bis_keys: KeySet) -> None
     )
     ctx = RuleContext(profile=prof, now=NOW, issuer=ISSUER, token_endpoint=AS_TOKEN_URL)
     for aud, ok in ((ISSUER, True), ([ISSUER], True), (AS_TOKEN_URL, False)):
-        token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=aud))
+        token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(aud=aud))
         assert check(token, ctx).ok is ok
 
 
@@ -467,45 +463,45 @@ def test_issuer_string_or_array_policy(ec256_key: Key, bis_keys: KeySet) -> None
 
 
 def test_exp_missing(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), _nhs_without("exp"))
+    token = sign(rsa_key, nhs_header(), _nhs_without("exp"))
     report = check(token, nhs_ctx(nhs_keyset))
     assert only_failure(report) == ("R15", "exp.missing")
 
 
 @pytest.mark.parametrize("exp", [str(NOW + 300), None, True, [NOW + 300]])
 def test_exp_type(rsa_key: Key, nhs_keyset: KeySet, exp: Any) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(exp=exp))
+    token = sign(rsa_key, nhs_header(), nhs_claims(exp=exp))
     report = check(token, nhs_ctx(nhs_keyset))
     assert only_failure(report) == ("R15", "exp.type")
 
 
 def test_exp_float_is_a_number(rsa_key: Key, nhs_keyset: KeySet, ec256_key: Key) -> None:
     # the NHS platform tests `typeof exp == "number"`: a float passes there too
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(exp=NOW + 299.5))
+    token = sign(rsa_key, nhs_header(), nhs_claims(exp=NOW + 299.5))
     assert check(token, nhs_ctx(nhs_keyset)).ok
-    other = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(exp=NOW + 59.5))
+    other = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(exp=NOW + 59.5))
     assert check(other, bis_ctx(KeySet((ec256_key.public(),)))).ok
 
 
 @pytest.mark.parametrize("exp", [NOW - 11, NOW - 3600, 0, -1])
 def test_exp_expired(rsa_key: Key, nhs_keyset: KeySet, exp: int) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(exp=exp))
+    token = sign(rsa_key, nhs_header(), nhs_claims(exp=exp))
     assert only_failure(check(token, nhs_ctx(nhs_keyset))) == ("R15", "exp.expired")
 
 
 def test_exp_within_skew_accepted(ec256_key: Key, bis_keys: KeySet) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(exp=NOW - 5))
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(exp=NOW - 5))
     assert check(token, bis_ctx(bis_keys)).ok
 
 
 def test_exp_has_no_allowance_under_nhs(rsa_key: Key, nhs_keyset: KeySet) -> None:
     """The platform checks `now > exp` with no allowance (its 10 s apply to nbf)."""
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(exp=NOW - 1))
+    token = sign(rsa_key, nhs_header(), nhs_claims(exp=NOW - 1))
     assert only_failure(check(token, nhs_ctx(nhs_keyset))) == ("R15", "exp.expired")
 
 
 def test_exp_in_milliseconds_is_named(ec256_key: Key, bis_keys: KeySet) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(exp=NOW * 1000 + 60))
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(exp=NOW * 1000 + 60))
     report = check(token, bis_ctx(bis_keys))
     assert only_failure(report) == ("R17", "exp.too_far")
     assert report.first_failure is not None
@@ -516,7 +512,7 @@ def test_exp_in_milliseconds_is_named(ec256_key: Key, bis_keys: KeySet) -> None:
     ("exp_ahead", "ok"), [(300, True), (310, True), (311, False), (600, False)]
 )
 def test_exp_too_far_under_nhs(rsa_key: Key, nhs_keyset: KeySet, exp_ahead: int, ok: bool) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(exp=NOW + exp_ahead))
+    token = sign(rsa_key, nhs_header(), nhs_claims(exp=NOW + exp_ahead))
     report = check(token, nhs_ctx(nhs_keyset))
     assert report.ok is ok
     if not ok:
@@ -526,7 +522,7 @@ def test_exp_too_far_under_nhs(rsa_key: Key, nhs_keyset: KeySet, exp_ahead: int,
 
 
 def test_exp_too_far_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(exp=NOW + 3600))
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(exp=NOW + 3600))
     assert only_failure(check(token, bis_ctx(bis_keys))) == ("R17", "exp.too_far")
 
 
@@ -535,7 +531,7 @@ def test_iat_nbf_61s_ahead_rejected_under_fapi2(
     ec256_key: Key, bis_keys: KeySet, name: str
 ) -> None:
     claims = bis_claims(**{name: NOW + 61})
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), claims)
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), claims)
     report = check(token, bis_ctx(bis_keys, profile="fapi2"))
     assert only_failure(report) == ("R16", f"{name}.future")
 
@@ -548,38 +544,38 @@ def test_iat_nbf_8s_ahead_accepted(
     header = bis_header("ec256-1", "ES256")
     claims = bis_claims(**{name: NOW + 8})
     aud = AS_TOKEN_URL if profile == "legacy" else ISSUER
-    token = sign_jwt(ec256_key, header, {**claims, "aud": aud})
+    token = sign(ec256_key, header, {**claims, "aud": aud})
     assert check(token, bis_ctx(bis_keys, profile=profile)).ok
 
 
 def test_iat_beyond_skew_rejected_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(iat=NOW + 31))
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(iat=NOW + 31))
     assert only_failure(check(token, bis_ctx(bis_keys))) == ("R16", "iat.future")
 
 
 def test_iat_type(ec256_key: Key, bis_keys: KeySet) -> None:
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(iat="now"))
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims(iat="now"))
     assert only_failure(check(token, bis_ctx(bis_keys))) == ("R16", "iat.type")
 
 
 @pytest.mark.parametrize("ahead", [11, 120, 3600])
 def test_nhs_does_not_check_iat(rsa_key: Key, nhs_keyset: KeySet, ahead: int) -> None:
     """nhs-signed-jwt.md: iat/nbf are optional and unchecked; only nbf has a 10 s allowance."""
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(iat=NOW + ahead))
+    token = sign(rsa_key, nhs_header(), nhs_claims(iat=NOW + ahead))
     report = check(token, nhs_ctx(nhs_keyset))
     assert report.ok, [f.code for f in report.failures]
 
 
 def test_nhs_nbf_allowance_is_10s(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    ok = sign_jwt(rsa_key, nhs_header(), nhs_claims(nbf=NOW + 10))
+    ok = sign(rsa_key, nhs_header(), nhs_claims(nbf=NOW + 10))
     assert check(ok, nhs_ctx(nhs_keyset)).ok
-    late = sign_jwt(rsa_key, nhs_header(), nhs_claims(nbf=NOW + 11))
+    late = sign(rsa_key, nhs_header(), nhs_claims(nbf=NOW + 11))
     assert only_failure(check(late, nhs_ctx(nhs_keyset))) == ("R16", "nbf.future")
 
 
 def test_iat_unchecked_for_nhs_when_absent(rsa_key: Key, nhs_keyset: KeySet) -> None:
     assert "iat" not in nhs_claims()
-    assert check(sign_jwt(rsa_key, nhs_header(), nhs_claims()), nhs_ctx(nhs_keyset)).ok
+    assert check(sign(rsa_key, nhs_header(), nhs_claims()), nhs_ctx(nhs_keyset)).ok
 
 
 # -- R18/R19: jti --------------------------------------------------------------------------------
@@ -588,14 +584,14 @@ def test_iat_unchecked_for_nhs_when_absent(rsa_key: Key, nhs_keyset: KeySet) -> 
 def test_jti_missing_with_jit_typo(rsa_key: Key, nhs_keyset: KeySet) -> None:
     claims = _nhs_without("jti")
     claims["jit"] = "5f0c7c1e-1f6c-4d4b-9a77-3e0b5d1e2f10"
-    report = check(sign_jwt(rsa_key, nhs_header(), claims), nhs_ctx(nhs_keyset))
+    report = check(sign(rsa_key, nhs_header(), claims), nhs_ctx(nhs_keyset))
     assert only_failure(report) == ("R18", "jti.missing")
     assert report.first_failure is not None
     assert "jit" in report.first_failure.hint
 
 
 def test_jti_missing_plain(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    report = check(sign_jwt(rsa_key, nhs_header(), _nhs_without("jti")), nhs_ctx(nhs_keyset))
+    report = check(sign(rsa_key, nhs_header(), _nhs_without("jti")), nhs_ctx(nhs_keyset))
     assert only_failure(report) == ("R18", "jti.missing")
     assert report.first_failure is not None
     assert "jit" not in report.first_failure.hint
@@ -603,20 +599,20 @@ def test_jti_missing_plain(rsa_key: Key, nhs_keyset: KeySet) -> None:
 
 @pytest.mark.parametrize("jti", ["", None])
 def test_jti_empty_is_missing(rsa_key: Key, nhs_keyset: KeySet, jti: Any) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(jti=jti))
+    token = sign(rsa_key, nhs_header(), nhs_claims(jti=jti))
     assert only_failure(check(token, nhs_ctx(nhs_keyset))) == ("R18", "jti.missing")
 
 
 @pytest.mark.parametrize("jti", [12345, ["a"]])
 def test_jti_type(rsa_key: Key, nhs_keyset: KeySet, jti: Any) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(jti=jti))
+    token = sign(rsa_key, nhs_header(), nhs_claims(jti=jti))
     assert only_failure(check(token, nhs_ctx(nhs_keyset))) == ("R18", "jti.type")
 
 
 def test_jti_length(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    ok = sign_jwt(rsa_key, nhs_header(), nhs_claims(jti="j" * 256))
+    ok = sign(rsa_key, nhs_header(), nhs_claims(jti="j" * 256))
     assert check(ok, nhs_ctx(nhs_keyset)).ok
-    long = sign_jwt(rsa_key, nhs_header(), nhs_claims(jti="j" * 257))
+    long = sign(rsa_key, nhs_header(), nhs_claims(jti="j" * 257))
     assert only_failure(check(long, nhs_ctx(nhs_keyset))) == ("R18", "jti.length")
 
 
@@ -635,7 +631,7 @@ class ReplayStore:
 
 def test_replay(rsa_key: Key, nhs_keyset: KeySet) -> None:
     store = ReplayStore()
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims())
+    token = sign(rsa_key, nhs_header(), nhs_claims())
     first = check(token, nhs_ctx(nhs_keyset, replay=store))
     assert first.ok
     assert any(f.rule == "R19" and f.verdict is Verdict.PASS for f in first.findings)
@@ -648,13 +644,13 @@ def test_replay(rsa_key: Key, nhs_keyset: KeySet) -> None:
     assert (client, jti) == (CLIENT_ID, nhs_claims()["jti"])
     assert until >= NOW + 30 * 24 * 3600
     # a fresh jti is fine
-    fresh = sign_jwt(rsa_key, nhs_header(), nhs_claims(jti="another"))
+    fresh = sign(rsa_key, nhs_header(), nhs_claims(jti="another"))
     assert check(fresh, nhs_ctx(nhs_keyset, replay=store)).ok
 
 
 def test_replay_expiry_is_exp_plus_skew_for_rfc7523bis(ec256_key: Key, bis_keys: KeySet) -> None:
     store = ReplayStore()
-    token = sign_jwt(ec256_key, bis_header("ec256-1", "ES256"), bis_claims())
+    token = sign(ec256_key, bis_header("ec256-1", "ES256"), bis_claims())
     assert check(token, bis_ctx(bis_keys, replay=store)).ok
     assert store.calls[0][2] >= NOW + 60 + 30
 
@@ -671,7 +667,7 @@ def test_replay_not_called_when_another_rule_fails(
     rsa_key: Key, nhs_keyset: KeySet, claims: dict[str, Any]
 ) -> None:
     store = ReplayStore()
-    report = check(sign_jwt(rsa_key, nhs_header(), claims), nhs_ctx(nhs_keyset, replay=store))
+    report = check(sign(rsa_key, nhs_header(), claims), nhs_ctx(nhs_keyset, replay=store))
     assert not report.ok
     assert store.calls == []
     assert not any(f.rule == "R19" for f in report.findings)
@@ -679,7 +675,7 @@ def test_replay_not_called_when_another_rule_fails(
 
 def test_replay_not_called_on_bad_signature(rsa_key: Key, nhs_keyset: KeySet) -> None:
     store = ReplayStore()
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims())
+    token = sign(rsa_key, nhs_header(), nhs_claims())
     h, p, s = token.split(".")
     bad = f"{h}.{p}.{s[:-4]}AAAA"
     assert check(bad, nhs_ctx(nhs_keyset, replay=store)).failed("signature.invalid")
@@ -710,7 +706,7 @@ def test_huge_input_rejected_by_size() -> None:
 
 def test_just_over_the_cap(rsa_key: Key) -> None:
     cap = get_profile("nhs").max_assertion_bytes
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims(pad="x" * (cap + 10)))
+    token = sign(rsa_key, nhs_header(), nhs_claims(pad="x" * (cap + 10)))
     assert _single(check(token, nhs_ctx(None))) == ("R5", "jws.size")
 
 
@@ -741,7 +737,7 @@ def test_json_serialization_gets_a_hint() -> None:
 
 
 def _raw_token(header_json: str, claims_json: str) -> str:
-    return f"{signing_input(header_json, claims_json)}.c2ln"
+    return unsigned(header_json, claims_json, b"sig")
 
 
 @pytest.mark.parametrize(
@@ -767,14 +763,13 @@ def test_json_errors_are_r6(header: str, claims: str, code: str) -> None:
 
 
 def test_non_utf8_payload_is_r6() -> None:
-    payload = b64url(b"\xff\xfe{}")
-    token = f"{b64json({'alg': 'RS512'})}.{payload}.c2ln"
+    token = unsigned({"alg": "RS512"}, b"\xff\xfe{}", b"sig")
     assert _single(check(token, nhs_ctx(None))) == ("R6", "json.payload")
 
 
 def test_crit_header_rejected(rsa_key: Key, nhs_keyset: KeySet) -> None:
     header = {**nhs_header(), "crit": ["exp"], "exp": 1}
-    report = check(sign_jwt(rsa_key, header, nhs_claims()), nhs_ctx(nhs_keyset))
+    report = check(sign(rsa_key, header, nhs_claims()), nhs_ctx(nhs_keyset))
     assert [(f.rule, f.code, f.verdict) for f in report.findings] == [
         ("R5", "jws.compact", Verdict.PASS),
         ("R6", "jws.crit", Verdict.FAIL),
@@ -800,7 +795,7 @@ def test_b64url_has_no_padding() -> None:
 
 
 def test_check_accepts_bytes_and_decoded(rsa_key: Key, nhs_keyset: KeySet) -> None:
-    token = sign_jwt(rsa_key, nhs_header(), nhs_claims())
+    token = sign(rsa_key, nhs_header(), nhs_claims())
     assert check(token.encode(), nhs_ctx(nhs_keyset)).ok
     assert check(decode_compact(token), nhs_ctx(nhs_keyset)).ok
     assert check(f"  {token}\n", nhs_ctx(nhs_keyset)).ok
@@ -891,7 +886,7 @@ def test_check_never_raises_on_random_input(token: str | bytes, spec: tuple[Any,
 def test_check_never_raises_on_random_claims(
     nhs_keyset: KeySet, header: dict[str, Any], claims: dict[str, Any], sig: bytes, spec: Any
 ) -> None:
-    token = f"{b64json(header)}.{b64json(claims)}.{b64url(sig)}"
+    token = unsigned(header, claims, sig)
     report = check(token, _ctx(spec, nhs_keyset))
     assert isinstance(report, Report)
     for f in report.findings:
@@ -913,7 +908,7 @@ def test_check_never_raises_on_huge_integers(
     rsa_key: Key, nhs_keyset: KeySet, claims: dict[str, Any]
 ) -> None:
     """Real clocks are floats: ``exp - time.time()`` must not overflow for a huge ``exp``."""
-    token = sign_jwt(rsa_key, nhs_header(), claims)
+    token = sign(rsa_key, nhs_header(), claims)
     ctx = RuleContext(
         profile=get_profile("nhs"), now=NOW + 0.25, token_endpoint=TOKEN_URL, keys=nhs_keyset
     )
@@ -925,7 +920,7 @@ def test_check_never_raises_on_huge_integers(
 
 def test_check_never_raises_on_lone_surrogates(rsa_key: Key, nhs_keyset: KeySet) -> None:
     claims = {**nhs_claims(), "iss": "\ud800", "sub": "\ud800"}
-    token = sign_jwt(rsa_key, nhs_header(), claims)
+    token = sign(rsa_key, nhs_header(), claims)
     report = check(token, nhs_ctx(nhs_keyset, client_id=CLIENT_ID))
     assert isinstance(report, Report)
     assert not report.ok  # iss/sub are not the client id

@@ -1,4 +1,5 @@
-"""The pkjwt command line, through click's CliRunner and as a real process."""
+"""pkjwt keygen, jwks, assertion, doctor and demo (and --help): through click's CliRunner and as a
+real process. (pkjwt token and call are tested in tests/client/.)"""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from .helpers import CLIENT_ID, PRIVATE_MEMBERS, TOKEN_URL
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ["keygen", "jwks", "assertion", "doctor", "demo"]
+#: an RS512 key under kid test-1 (2048 bits to stay fast); add --out (and --jwks)
+KEYGEN_RS512 = ("keygen", "--kid", "test-1", "--alg", "RS512", "--size", "2048")
 
 
 @pytest.fixture(autouse=True)
@@ -46,23 +49,7 @@ def rs512_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """An RS512 key and its JWKS, made by `pkjwt keygen` (2048 bits to stay fast)."""
     d = tmp_path_factory.mktemp("rs512")
     key, jwks_path = d / "test-1.pem", d / "jwks.json"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "keygen",
-            "--kid",
-            "test-1",
-            "--alg",
-            "RS512",
-            "--size",
-            "2048",
-            "--out",
-            str(key),
-            "--jwks",
-            str(jwks_path),
-        ],
-        catch_exceptions=False,
-    )
+    result = run(*KEYGEN_RS512, "--out", str(key), "--jwks", str(jwks_path))
     assert result.exit_code == 0, result.output
     return key, jwks_path
 
@@ -70,21 +57,8 @@ def rs512_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def nhs_jwt(rs512_files: tuple[Path, Path]) -> str:
     key, _ = rs512_files
-    result = CliRunner().invoke(
-        cli,
-        [
-            "assertion",
-            "--client-id",
-            CLIENT_ID,
-            "--key",
-            str(key),
-            "--kid",
-            "test-1",
-            "--token-url",
-            TOKEN_URL,
-        ],
-        catch_exceptions=False,
-    )
+    args = ["--client-id", CLIENT_ID, "--key", str(key), "--kid", "test-1"]
+    result = run("assertion", *args, "--token-url", TOKEN_URL)
     assert result.exit_code == 0, result.output
     return result.stdout.strip()
 
@@ -259,8 +233,7 @@ def test_doctor_fails_wrong_token_url(nhs_jwt: str, rs512_files: tuple[Path, Pat
 def test_doctor_fails_with_another_jwks(nhs_jwt: str, tmp_path: Path) -> None:
     other = tmp_path / "o.pem"
     jwks_path = tmp_path / "o.json"
-    args = ["--kid", "test-1", "--alg", "RS512", "--size", "2048"]
-    assert run("keygen", *args, "--out", str(other), "--jwks", str(jwks_path)).exit_code == 0
+    assert run(*KEYGEN_RS512, "--out", str(other), "--jwks", str(jwks_path)).exit_code == 0
     result = run(
         "doctor",
         nhs_jwt,
@@ -519,20 +492,7 @@ def _proc(*args: str, cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
 
 
 def test_real_process_keygen_assertion_doctor(tmp_path: Path) -> None:
-    r = _proc(
-        "keygen",
-        "--kid",
-        "test-1",
-        "--alg",
-        "RS512",
-        "--size",
-        "2048",
-        "--out",
-        "k.pem",
-        "--jwks",
-        "j.json",
-        cwd=tmp_path,
-    )
+    r = _proc(*KEYGEN_RS512, "--out", "k.pem", "--jwks", "j.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE((tmp_path / "k.pem").stat().st_mode) == 0o600
     r = _proc(
