@@ -45,9 +45,24 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+#: each base64url character's value, to read the unused low bits of a segment's last one
+_VALUE = {
+    c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
+#: the low bits the last character does not encode, by segment length mod 4 (2: 4 bits, 3: 2)
+_SPARE_BITS = {0: 0, 2: 0b1111, 3: 0b11}
+
+
 def _unb64(segment: bytes, what: str) -> bytes:
     if not _B64URL.match(segment) or len(segment) % 4 == 1:
         raise DecodeError("R5", "jws.base64", f"the {what} is not base64url (RFC 7515 2)")
+    # one spelling per value: unused bits set in the last character decode to the same bytes as
+    # the canonical spelling, so a signature could be re-spelled without the signer (RFC 4648
+    # 3.5 lets a decoder refuse them; RFC 7515 2 asks for the canonical form)
+    if segment and _VALUE[segment[-1]] & _SPARE_BITS[len(segment) % 4]:
+        raise DecodeError(
+            "R5", "jws.base64", f"the {what} is not canonical base64url (unused bits set)"
+        )
     try:
         return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):

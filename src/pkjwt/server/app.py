@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from .._private import default_state_dir
 from ..errors import missing_extra
 
 try:
@@ -27,7 +27,7 @@ except ImportError as exc:  # a client-only install
 from . import endpoints
 from .config import ServerConfig
 from .endpoints import TokenEndpoint, surprise_reply
-from .http import MAX_BODY, send_reply
+from .http import read_body, send_reply
 from .recording import RecordedRequest
 from .replay import ReplayStore, open_replay_store
 from .state import TOKEN_PATH, ServerState
@@ -78,21 +78,10 @@ class PkjwtApp(Starlette):
 
     async def _token(self, scope: Any, receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        chunks: list[bytes] = []
-        kept = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            # keep at most MAX_BODY + 1 bytes: enough for the endpoint to see "too large"
-            if kept <= MAX_BODY:
-                chunk = chunk[: MAX_BODY + 1 - kept]
-                chunks.append(chunk)
-                kept += len(chunk)
-            more = message.get("more_body", False)
-        reply = await self.token_endpoint.handle(scope["method"], headers, b"".join(chunks))
+        body = await read_body(receive, headers)
+        if body is None:  # the client went away
+            return
+        reply = await self.token_endpoint.handle(scope["method"], headers, body)
         await send_reply(send, reply)
 
 
@@ -129,7 +118,7 @@ def create_app(
         if replay is not None
         else open_replay_store(
             config.replay_store,
-            default_dir=state_dir or Path(tempfile.gettempdir()) / "pkjwt",
+            default_dir=state_dir or default_state_dir(),
             default_name=f"replay-{hashlib.sha256(iss.encode()).hexdigest()[:16]}.sqlite3",
         )
     )

@@ -31,7 +31,7 @@ except ImportError as exc:  # a client-only install
 from .authentication import AuthOutcome
 from .dialects import STANDARD
 from .failures import Failure, fail
-from .http import JSON, NO_STORE, Form, Reply, json_reply, parse_form
+from .http import JSON, MAX_BODY, NO_STORE, Form, Reply, json_reply, parse_form, read_body
 from .openapi import openapi_document
 from .policy import grant_policy
 from .state import ServerState
@@ -157,7 +157,9 @@ async def token(request: Request) -> Response:
     # the served app answers this path before the framework; this route serves the same
     # endpoint to anything that routes through the framework (its route table, OpenAPI)
     endpoint: TokenEndpoint = request.app.state.token_endpoint
-    body = await request.body()
+    body = await read_body(request.receive, request.headers)
+    if body is None:
+        return Response(status_code=400)  # the client left; nobody reads this
     return _response(await endpoint.handle(request.method, request.headers, body))
 
 
@@ -203,11 +205,14 @@ async def _authenticated(request: Request, endpoint: str) -> tuple[Form, Reply |
     """Introspection and revocation: the form and the authenticated client id, or the error
     reply. These endpoints answer in the standard dialect whatever the profile."""
     state = _state(request)
-    parsed = parse_form(await request.body())
+    body = await read_body(request.receive, request.headers)
+    parsed = parse_form(body) if body is not None and len(body) <= MAX_BODY else None
     failure: Failure | None = None
     outcome: AuthOutcome | None = None
     form = parsed if isinstance(parsed, Form) else Form()
-    if isinstance(parsed, str):
+    if parsed is None:
+        failure = fail("R1", "request.too_large", "R1 request body too large")
+    elif isinstance(parsed, str):
         failure = fail("R1", "request.form", f"R1 {parsed}")
     else:
         credentials = read_credentials(form, request.headers, STANDARD)
@@ -274,7 +279,9 @@ async def echo(request: Request) -> Response:
         return _response(
             json_reply({"error": "invalid_token"}, 401, {"WWW-Authenticate": challenge})
         )
-    body = await request.body()
+    body = await read_body(request.receive, request.headers)
+    if body is None or len(body) > MAX_BODY:
+        return _response(json_reply({"error": "request body too large"}, 413))
     return _response(
         json_reply(
             {

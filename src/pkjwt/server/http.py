@@ -30,6 +30,7 @@ __all__ = [
     "http_date",
     "json_reply",
     "parse_form",
+    "read_body",
     "send_reply",
 ]
 
@@ -135,6 +136,29 @@ def parse_form(
 def _raw_header(header: tuple[str, str]) -> tuple[bytes, bytes]:
     # the same few headers on every reply (Date changes once a second): encode each once
     return header[0].encode("latin-1"), header[1].encode("latin-1")
+
+
+async def read_body(
+    receive: Any, headers: Mapping[str, str], limit: int = MAX_BODY
+) -> bytes | None:
+    """The request body, read from ASGI ``receive`` until ``limit`` + 1 bytes at most: a larger
+    body is never held, or even read to its end (the endpoint sees ``limit`` + 1 bytes and
+    answers "too large"; the server then drops the connection). None if the client left."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return b"\0" * (limit + 1)  # refused unread: its length is all that matters
+    chunks: list[bytes] = []
+    kept = 0
+    more = True
+    while more and kept <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")[: limit + 1 - kept]
+        chunks.append(chunk)
+        kept += len(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
 async def send_reply(send: Any, reply: Reply) -> None:

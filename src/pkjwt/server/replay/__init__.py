@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..._private import default_state_dir, private_dir
 from ...errors import ConfigError
 from ...store_url import parse_store_url
 from .base import ReplayStore, ReplayStoreInUse, replay_key
@@ -64,8 +65,7 @@ def open_replay_store(
         return RedisReplayStore(url)
     if path:
         return SqliteReplayStore(path, commit_interval=interval)
-    base = default_dir or Path.cwd()
-    base.mkdir(parents=True, exist_ok=True)
+    base = private_dir(default_dir or default_state_dir())
     try:
         return SqliteReplayStore(base / _SHARED_DEFAULT, commit_interval=interval)
     except ReplayStoreInUse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from ..._private import private_file
 from ...errors import ConfigError, ReplayStoreUnavailable
 from .base import ReplayStoreInUse, blob, replay_key, unblob
 from .memory import ExpiringSet
@@ -88,10 +90,11 @@ class SqliteReplayStore:
         self._closing = False
         self._file_lock = _lock_file(self.path + ".lock", exclusive=self.write_behind)
         try:
+            private_file(Path(self.path))  # 0600 before SQLite makes it (and its -wal, -shm)
             self._db = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ConfigError) as exc:
             self._file_lock.close()
             raise ConfigError(f"replay store {self.path}: {exc}") from None
         try:
@@ -284,7 +287,8 @@ def _lock_file(path: str, *, exclusive: bool) -> IO[bytes]:
     """Hold ``path`` locked (exclusive for a write-behind store, shared otherwise) until the
     returned file is closed; the system releases it if the process dies."""
     try:
-        handle = open(path, "ab")  # noqa: SIM115 - held for the store's lifetime
+        # held for the store's lifetime; 0600 like the database
+        handle = os.fdopen(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600), "ab")
     except OSError as exc:
         raise ConfigError(f"replay store lock {path}: {exc.strerror}") from None
     if fcntl is None:  # pragma: no cover - Windows
