@@ -29,7 +29,8 @@ __all__ = [
     "RuleContext",
     "Verdict",
     "check",
-    "replay_finding",
+    "replay_entry",
+    "replay_verdict",
 ]
 
 
@@ -654,23 +655,33 @@ def _r18_jti(s: _State) -> Finding:
     return _pass("R18", "jti.ok", "jti, a unique string", _show(jti, 40))
 
 
-def _r19_replay(s: _State) -> Finding:
-    replay = s.ctx.replay
-    if replay is None:
-        return _skip("R19", "jti.replay", "no replay store here")
-    claims = s.jwt.claims
-    profile = s.ctx.profile
-    exp = claims["exp"]
-    until = max(float(exp) + profile.skew, s.ctx.now + profile.jti_memory)
-    if not replay(str(claims.get("sub")), str(claims["jti"]), until):
+def replay_entry(jwt: DecodedJWT, ctx: RuleContext) -> tuple[str, str, float]:
+    """What R19 records: (client_id, jti, until). ``until`` is when the jti may be forgotten:
+    past ``exp`` plus the skew, and never before the profile's jti memory ends."""
+    claims = jwt.claims
+    profile = ctx.profile
+    until = max(float(claims["exp"]) + profile.skew, ctx.now + profile.jti_memory)
+    return str(claims.get("sub")), str(claims["jti"]), until
+
+
+def replay_verdict(jwt: DecodedJWT, fresh: bool) -> Finding:
+    """R19's finding once the store has answered whether the jti was fresh."""
+    if not fresh:
         return _fail(
             "R19",
             "jti.replay",
             "a jti not used before",
-            _show(claims["jti"], 40),
+            _show(jwt.claims["jti"], 40),
             "never reuse an assertion: make a new one (new jti) for every token request",
         )
     return _pass("R19", "jti.fresh", "a jti not used before", "fresh")
+
+
+def _r19_replay(s: _State) -> Finding:
+    replay = s.ctx.replay
+    if replay is None:
+        return _skip("R19", "jti.replay", "no replay store here")
+    return replay_verdict(s.jwt, replay(*replay_entry(s.jwt, s.ctx)))
 
 
 RULES: tuple[Rule, ...] = tuple(
@@ -721,8 +732,10 @@ def check(
 ) -> Report:
     """Judge an assertion against the rule table; never raises on bad input.
 
-    ``replay=False`` leaves R19 out of the report, for a caller that runs it itself
-    (:func:`replay_finding`) when its own policy says the ``jti`` is due to be recorded."""
+    ``replay=False`` leaves R19 out of the report, for a caller that records the ``jti`` itself
+    (:func:`replay_entry`, then :func:`replay_verdict`): the server, which decides when it is
+    due (the NHS dialect records it even when a later check fails) and does not wait on a
+    store on its event loop."""
     if isinstance(token, DecodedJWT):
         jwt = token
     else:
@@ -744,10 +757,3 @@ def check(
     if replay and not failed:
         findings.append(REPLAY_RULE.run(state))
     return Report(tuple(findings), jwt.header, jwt.claims)
-
-
-def replay_finding(jwt: DecodedJWT, ctx: RuleContext) -> Finding:
-    """Rule R19 alone: record the ``jti`` through ``ctx.replay`` (the one side effect). For a
-    caller that decides itself when recording is due (the server's NHS dialect records after
-    its claim checks, even when a later check fails)."""
-    return REPLAY_RULE.run(_State(jwt, ctx))

@@ -12,17 +12,17 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..decode import DecodedJWT, DecodeError, decode_compact
 from ..keys import KeySet
 from ..profiles import Profile
-from ..rules import Report, RuleContext, Verdict, check, replay_finding
+from ..rules import Report, RuleContext, Verdict, check, replay_entry, replay_verdict
 from .config import ClientConfig, ServerConfig
 from .dialects import Dialect
 from .failures import Failure, fail, from_decode_error, from_finding, safe_description
 from .jwks_fetch import JwksFetcher, JwksFetchError
-from .replay import ReplayStore
+from .replay import ReplayGuard
 from .token_request import AssertionCredentials, Credentials, SecretCredentials
 
 __all__ = ["AuthOutcome", "ClientAuthenticator"]
@@ -62,7 +62,7 @@ class ClientAuthenticator:
         *,
         issuer: str,
         token_endpoint: str,
-        replay: ReplayStore,
+        replay: ReplayGuard,
         fetcher: JwksFetcher,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -153,7 +153,8 @@ class ClientAuthenticator:
             failures.append(missing_keys)
             failures.sort(key=_rule_order)  # R9/R10 among the others, in table order
         if dialect.may_record_jti(failures):
-            recorded = replay_finding(jwt, replace(ctx, replay=self.replay.add))
+            fresh = await self.replay.add(*replay_entry(jwt, ctx))
+            recorded = replay_verdict(jwt, fresh)
             report = Report((*report.findings, recorded), report.header, report.claims)
             if recorded.verdict is Verdict.FAIL:
                 failures.append(from_finding(recorded))

@@ -59,6 +59,7 @@ _SERVER_KEYS = {
     "jwks_timeout",
     "jwks_max_bytes",
     "audience_policy",
+    "replay_timeout",
 }
 
 
@@ -98,6 +99,8 @@ class ServerConfig:
     jwks_cache_seconds: tuple[int, int] = (60, 3600)
     jwks_timeout: float = 5.0
     jwks_max_bytes: int = 64 * 1024
+    #: seconds a token request waits for the replay store before it answers 503
+    replay_timeout: float = 0.5
     source: str = "<config>"
 
     def client(self, client_id: str) -> ClientConfig | None:
@@ -244,6 +247,7 @@ def parse_config(
         signing_alg=str(signing_alg),
         jwks_timeout=float(_number(data, "jwks_timeout", 5.0, source, 0.1, 60)),
         jwks_max_bytes=int(_number(data, "jwks_max_bytes", 64 * 1024, source, 1024, 1 << 22)),
+        replay_timeout=_number(data, "replay_timeout", 0.5, source, 0.01, 30),
         jwks_cache_seconds=_cache_bounds(data, source),
         source=source,
     )

@@ -297,9 +297,16 @@ async def echo(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """Liveness and the replay store's state (503 while it fails: tokens cannot be issued)."""
     state = _state(request)
-    body = {"status": "ok", "profile": state.config.profile.name, "issuer": state.issuer}
-    return _response(json_reply(body))
+    guard = state.replay_guard
+    body = {
+        "status": "ok" if guard.healthy else "degraded",
+        "profile": state.config.profile.name,
+        "issuer": state.issuer,
+        "replay_store": guard.health(),
+    }
+    return _response(json_reply(body, 200 if guard.healthy else 503))
 
 
 async def openapi(request: Request) -> Response:

@@ -1,8 +1,18 @@
 """Fetch clients' JWKS from their ``jwks_uri`` safely (rule R10).
 
-Bounded in time and size, cached (honouring ``Cache-Control: max-age`` within limits), one
-rate-limited refetch when a ``kid`` is unknown, and loopback/private addresses refused unless the
-configuration allows them (development).
+What a ``jwks_uri`` can do to a server, and what stops it here:
+
+* hang, or dribble a byte a second: one deadline bounds the whole fetch (connect, headers and
+  body together), not each read;
+* be slow for everyone at once: concurrent requests for one URI share one in-flight fetch;
+* fail on every request: a failure is remembered for ``failure_ttl`` seconds and answered from
+  memory (while a last good set exists, that set keeps serving);
+* send a compression bomb: the server asks for ``identity``; a body compressed anyway is
+  inflated incrementally and refused once it passes ``max_bytes``, before it is held;
+* point at loopback or a private network: refused unless the configuration allows it (dev).
+
+A set is cached, honouring ``Cache-Control: max-age`` within bounds, with one rate-limited
+refetch when a ``kid`` is unknown (a rotated key).
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import ipaddress
 import re
 import socket
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,6 +35,8 @@ from ..keys import KeySet, load_jwks
 __all__ = ["JwksFetchError", "JwksFetcher"]
 
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)")
+#: zlib window sizes for the encodings a server may still send: gzip and (zlib) deflate
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class JwksFetchError(Exception):
@@ -37,7 +50,15 @@ class _Cached:
     fetched_at: float
 
 
+@dataclass(slots=True)
+class _Failed:
+    error: JwksFetchError
+    until: float
+
+
 class JwksFetcher:
+    """JWKS by URI, fetched within a deadline, shared by concurrent callers, cached."""
+
     def __init__(
         self,
         *,
@@ -46,6 +67,7 @@ class JwksFetcher:
         max_bytes: int = 64 * 1024,
         cache_bounds: tuple[int, int] = (60, 3600),
         refetch_interval: float = 30.0,
+        failure_ttl: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -54,13 +76,22 @@ class JwksFetcher:
         self.max_bytes = max_bytes
         self.cache_bounds = cache_bounds
         self.refetch_interval = refetch_interval
+        self.failure_ttl = failure_ttl
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport)
+        self._failed: dict[str, _Failed] = {}
+        self._inflight: dict[str, asyncio.Task[tuple[KeySet, int | None]]] = {}
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,
+            transport=transport,
+            headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+        )
         self.fetches = 0
 
     async def aclose(self) -> None:
+        for task in self._inflight.values():
+            task.cancel()
         await self._http.aclose()
 
     async def get(self, uri: str, *, refresh_for_kid: str | None = None) -> KeySet:
@@ -73,52 +104,72 @@ class JwksFetcher:
             wants_kid = refresh_for_kid is not None and cached.keys.get(refresh_for_kid) is None
             if not stale and not (wants_kid and now - cached.fetched_at >= self.refetch_interval):
                 return cached.keys
-        lock = self._locks.setdefault(uri, asyncio.Lock())
-        async with lock:
-            cached = self._cache.get(uri)
-            if cached is not None and self._clock() - cached.fetched_at < 1.0:
-                return cached.keys  # someone fetched while we waited
-            try:
-                keys, max_age = await self._fetch(uri)
-            except JwksFetchError:
-                if cached is not None:
-                    return cached.keys  # serve the last good set while the URI is down
-                raise
-            low, high = self.cache_bounds
-            ttl = min(max(max_age if max_age is not None else high, low), high)
-            now = self._clock()
+        failed = self._failed.get(uri)
+        if failed is not None and now < failed.until:
+            if cached is not None:
+                return cached.keys  # the last good set serves while the URI is down
+            raise failed.error
+        task = self._inflight.get(uri)
+        if task is None:  # the first caller starts the fetch; the others wait on the same one
+            task = self._inflight[uri] = asyncio.get_running_loop().create_task(self._fetch(uri))
+            task.add_done_callback(lambda _: self._inflight.pop(uri, None))
+        try:
+            # shielded: a caller that gives up does not cancel the fetch the others wait on
+            keys, max_age = await asyncio.shield(task)
+        except JwksFetchError as exc:
+            self._failed[uri] = _Failed(exc, self._clock() + self.failure_ttl)
+            if cached is not None:
+                return cached.keys
+            raise
+        self._failed.pop(uri, None)
+        low, high = self.cache_bounds
+        ttl = min(max(max_age if max_age is not None else high, low), high)
+        now = self._clock()
+        current = self._cache.get(uri)
+        if current is None or current.fetched_at < now:
             self._cache[uri] = _Cached(keys, now + ttl, now)
-            return keys
+        return keys
 
     async def _fetch(self, uri: str) -> tuple[KeySet, int | None]:
         parts = urlsplit(uri)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise JwksFetchError("jwks_uri is not an http(s) URL")
-        if not self.allow_private:
-            if parts.scheme != "https":
-                raise JwksFetchError("jwks_uri must use https")
-            await self._refuse_private(parts.hostname, parts.port or 443)
-        self.fetches += 1
         try:
-            async with self._http.stream("GET", uri, headers={"Accept": "application/json"}) as r:
-                if r.status_code != 200:
-                    raise JwksFetchError(f"jwks_uri answered HTTP {r.status_code}")
-                body = bytearray()
-                async for chunk in r.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise JwksFetchError(f"JWKS larger than {self.max_bytes} bytes")
-                cache_control = r.headers.get("cache-control", "")
-        except httpx.TimeoutException:
-            raise JwksFetchError("jwks_uri timed out") from None
+            async with asyncio.timeout(self.timeout):  # one deadline for all of it
+                if not self.allow_private:
+                    if parts.scheme != "https":
+                        raise JwksFetchError("jwks_uri must use https")
+                    await self._refuse_private(parts.hostname, parts.port or 443)
+                self.fetches += 1
+                body, cache_control = await self._download(uri)
+        except TimeoutError:
+            raise JwksFetchError(f"jwks_uri did not answer within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise JwksFetchError(f"jwks_uri unreachable ({type(exc).__name__})") from None
         try:
-            keys = load_jwks(bytes(body))
+            keys = load_jwks(body)
         except KeyLoadError as exc:
             raise JwksFetchError(f"jwks_uri did not serve a usable JWKS: {exc.message}") from None
         match = _MAX_AGE.search(cache_control)
         return keys, int(match.group(1)) if match else None
+
+    async def _download(self, uri: str) -> tuple[bytes, str]:
+        """The body, inflated if the server compressed it anyway, never more than max_bytes."""
+        async with self._http.stream("GET", uri) as r:
+            if r.status_code != 200:
+                raise JwksFetchError(f"jwks_uri answered HTTP {r.status_code}")
+            encoding = r.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("identity", "", *_WBITS):
+                raise JwksFetchError(f"jwks_uri sent an unsupported encoding ({encoding[:20]})")
+            inflate = zlib.decompressobj(_WBITS[encoding]) if encoding in _WBITS else None
+            body = bytearray()
+            async for chunk in r.aiter_raw():
+                # inflate at most what still fits: a bomb stops at max_bytes + 1 bytes
+                room = self.max_bytes + 1 - len(body)
+                body += inflate.decompress(chunk, room) if inflate else chunk[:room]
+                if len(body) > self.max_bytes:
+                    raise JwksFetchError(f"JWKS larger than {self.max_bytes} bytes")
+            return bytes(body), r.headers.get("cache-control", "")
 
     @staticmethod
     async def _refuse_private(host: str, port: int) -> None:

@@ -11,7 +11,7 @@ from .dialects import Dialect, dialect_for
 from .issuing import TokenIssuer
 from .jwks_fetch import JwksFetcher
 from .recording import RecordedRequest, RequestLog
-from .replay import ReplayStore
+from .replay import ReplayGuard, ReplayStore
 
 __all__ = ["TOKEN_PATH", "ServerState"]
 
@@ -37,6 +37,7 @@ class ServerState:
         self.token_endpoint = issuer + TOKEN_PATH
         self.clock = clock
         self.replay = replay
+        self.replay_guard = ReplayGuard(replay, timeout=config.replay_timeout)
         self.dialect: Dialect = dialect_for(config.profile)
         self.fetcher = JwksFetcher(
             allow_private=config.allow_private_jwks_uri,
@@ -48,7 +49,7 @@ class ServerState:
             config,
             issuer=issuer,
             token_endpoint=self.token_endpoint,
-            replay=replay,
+            replay=self.replay_guard,
             fetcher=self.fetcher,
             clock=clock,
         )

@@ -13,6 +13,7 @@ from ..._private import default_state_dir, private_dir
 from ...errors import ConfigError
 from ...store_url import parse_store_url
 from .base import ReplayStore, ReplayStoreInUse, replay_key
+from .guard import ReplayGuard
 from .memory import ExpiringSet, MemoryReplayStore
 from .redis import RedisReplayStore
 from .sqlite import SqliteReplayStore
@@ -21,6 +22,7 @@ __all__ = [
     "ExpiringSet",
     "MemoryReplayStore",
     "RedisReplayStore",
+    "ReplayGuard",
     "ReplayStore",
     "ReplayStoreInUse",
     "SqliteReplayStore",

@@ -73,6 +73,9 @@ class ExpiringSet:
 class MemoryReplayStore:
     """Pairs in this process's memory: forgotten on exit, not shared."""
 
+    #: never waits: called inline on the event loop
+    blocking = False
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._seen = ExpiringSet()
         self._lock = threading.Lock()

@@ -37,6 +37,8 @@ class RedisReplayStore:
         client: Any = None,
     ) -> None:
         self.url = url
+        #: a network round trip: the server calls it off its event loop, with a deadline
+        self.blocking = True
         self.prefix = prefix
         self._clock = clock
         if client is None:

@@ -77,6 +77,8 @@ class SqliteReplayStore:
         self._lock = threading.Lock()
         self.commit_interval = commit_interval
         self.write_behind = commit_interval > 0
+        #: shared mode waits for SQLite's writer lock: called off the event loop then
+        self.blocking = not self.write_behind
         self._seen = ExpiringSet()
         self._pending: list[tuple[str, float]] = []
         #: the highest sequence number read or written; rows above it are news
