@@ -60,6 +60,9 @@ _SERVER_KEYS = {
     "jwks_max_bytes",
     "audience_policy",
     "replay_timeout",
+    "request_timeout",
+    "keep_alive_timeout",
+    "max_connections",
 }
 
 
@@ -101,6 +104,12 @@ class ServerConfig:
     jwks_max_bytes: int = 64 * 1024
     #: seconds a token request waits for the replay store before it answers 503
     replay_timeout: float = 0.5
+    #: seconds a request has to arrive whole (headers and body) once it starts
+    request_timeout: float = 10.0
+    #: seconds an idle keep-alive connection stays open after a response
+    keep_alive_timeout: float = 5.0
+    #: open connections beyond this are closed at once (with a log line)
+    max_connections: int = 1000
     source: str = "<config>"
 
     def client(self, client_id: str) -> ClientConfig | None:
@@ -248,6 +257,9 @@ def parse_config(
         jwks_timeout=float(_number(data, "jwks_timeout", 5.0, source, 0.1, 60)),
         jwks_max_bytes=int(_number(data, "jwks_max_bytes", 64 * 1024, source, 1024, 1 << 22)),
         replay_timeout=_number(data, "replay_timeout", 0.5, source, 0.01, 30),
+        request_timeout=_number(data, "request_timeout", 10.0, source, 0.1, 300),
+        keep_alive_timeout=_number(data, "keep_alive_timeout", 5.0, source, 0.1, 300),
+        max_connections=int(_number(data, "max_connections", 1000, source, 1, 100_000)),
         jwks_cache_seconds=_cache_bounds(data, source),
         source=source,
     )

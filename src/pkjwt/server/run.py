@@ -51,6 +51,7 @@ def _issuer_for(sock: socket.socket, host: str) -> str:
 
 
 def _uvicorn_config(app: PkjwtApp, log_level: str) -> uvicorn.Config:
+    config: ServerConfig = app.state.pkjwt.config
     options: dict[str, Any] = {
         "log_level": log_level,
         "access_log": False,
@@ -59,11 +60,14 @@ def _uvicorn_config(app: PkjwtApp, log_level: str) -> uvicorn.Config:
         "date_header": False,  # the token endpoint sets its own Date
         "server_header": False,
         "lifespan": "on",
+        "timeout_keep_alive": config.keep_alive_timeout,
     }
     with contextlib.suppress(ImportError):
-        import httptools  # noqa: F401
+        from .connections import limited_protocol  # needs httptools
 
-        options["http"] = "httptools"
+        options["http"] = limited_protocol(
+            request_timeout=config.request_timeout, max_connections=config.max_connections
+        )
     with contextlib.suppress(ImportError):
         import uvloop  # noqa: F401
 
@@ -88,6 +92,11 @@ def serve_forever(
     if announce is not None:
         announce(issuer, describe_store(app.state.pkjwt.replay))
     server = uvicorn.Server(_uvicorn_config(app, log_level))
+    with contextlib.suppress(ImportError):
+        from .connections import raise_open_file_limit
+
+        # the connection cap, not the descriptor table, should be what runs out first
+        raise_open_file_limit(config.max_connections + 256)
     # everything alive now (modules, config) lives as long as the process: collect the start-up
     # garbage, then exempt the rest from the collector, or each full collection walks it again,
     # a pause of tens of milliseconds under load (measured; it showed as p99 latency)
