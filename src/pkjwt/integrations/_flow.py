@@ -1,7 +1,9 @@
 """The bearer flow shared by the httpx and httpx2 integrations (their Auth APIs are the same).
 
 ``_flow`` is written once: get a token, send the request, and on a 401 renew once and resend
-once. The sync and async drivers only differ in how they obtain the token.
+once. The sync and async drivers step it with :func:`pkjwt.flow.advance` and differ only in how
+they obtain the token; requests go out to httpx, which sends them (httpx's own auth-flow
+protocol).
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 from ..client import TokenClient
+from ..flow import advance
 from ..tokens import Token
 
 
 class _Renew:
+    """The flow asks its driver for a token; ``stale`` is the one the API just refused (a
+    forced renewal past it), None for the cached one."""
+
     __slots__ = ("stale",)
 
     def __init__(self, stale: Token | None) -> None:
@@ -50,31 +56,23 @@ class BearerFlow:
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         flow = self._flow(request)
-        item = next(flow)
-        while True:
-            if isinstance(item, _Renew):
-                value = self.token_client.get_token(force=item.stale is not None, stale=item.stale)
-            else:
-                value = yield item
-            try:
-                item = flow.send(value)
-            except StopIteration:
-                return
+        item, _ = advance(flow)
+        while item is not None:
+            value = self._token(item) if isinstance(item, _Renew) else (yield item)
+            item, _ = advance(flow, value)
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         flow = self._flow(request)
-        item = next(flow)
-        while True:
-            if isinstance(item, _Renew):
-                value = await self.token_client.aget_token(
-                    force=item.stale is not None, stale=item.stale
-                )
-            else:
-                value = yield item
-            try:
-                item = flow.send(value)
-            except StopIteration:
-                return
+        item, _ = advance(flow)
+        while item is not None:
+            value = await self._atoken(item) if isinstance(item, _Renew) else (yield item)
+            item, _ = advance(flow, value)
+
+    def _token(self, renew: _Renew) -> Token:
+        return self.token_client.get_token(force=renew.stale is not None, stale=renew.stale)
+
+    async def _atoken(self, renew: _Renew) -> Token:
+        return await self.token_client.aget_token(force=renew.stale is not None, stale=renew.stale)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} for {self.token_client!r}>"
