@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .signing import Signer
+if TYPE_CHECKING:  # flows stay free of key handling: a signer is only carried, never called
+    from .signing import Signer
 
 __all__ = [
     "Action",
