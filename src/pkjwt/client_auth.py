@@ -59,8 +59,9 @@ class AuthContext:
 
     Who asks (``client_id``), where (``token_url``, ``issuer``), the assertion shape
     (``profile``, an explicit ``audience``), what the server published (``metadata``), and the
-    time for ``iat``/``exp``: ``now`` is the local clock corrected by the offset the server's
-    ``Date`` header showed (None: the assertion factory's own clock).
+    clock for ``iat``/``exp``: the local clock corrected by the offset the server's ``Date``
+    header showed (None: the assertion factory's own clock). A context holds no per-request
+    value, so the token flow builds one per profile and reuses it for every attempt.
     """
 
     client_id: str
@@ -69,7 +70,7 @@ class AuthContext:
     issuer: str | None = None
     audience: str | None = None
     metadata: ServerMetadata | None = None
-    now: float | None = None
+    clock: Callable[[], float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ class _JwtMethod:
     def assertion(self, ctx: AuthContext) -> Flow[str]:
         """A fresh assertion (new ``jti``) for ``ctx``: one ``Sign`` action."""
         factory = self.factory(ctx)
-        data = factory.signing_input(ctx.now)
+        data = factory.signing_input(ctx.clock() if ctx.clock is not None else None)
         signature = yield Sign(factory.signer, data)
         return factory.finish(data, signature)
 

@@ -99,6 +99,7 @@ class TokenEndpoint:
         self._shaped = isinstance(auth, AssertionAuth)
         self._auto_profile = config.profile is None and config.audience is None
         self._memory: dict[str, str] = {}
+        self._contexts: dict[str, AuthContext] = {}
         self._meta_lock = threading.Lock()
         #: the server's metadata, once discovered (RFC 8414)
         self.metadata: ServerMetadata | None = None
@@ -126,17 +127,24 @@ class TokenEndpoint:
         return RFC7523BIS, "issuer discovered: rfc7523bis"
 
     def context(self, profile: Profile) -> AuthContext:
-        """The context of an attempt now: a fresh time, corrected by the server's offset."""
-        config = self.config
-        return AuthContext(
-            client_id=config.client_id,
-            profile=profile,
-            token_url=self.token_url,
-            issuer=config.issuer,
-            audience=config.audience,
-            metadata=self.metadata,
-            now=self._clock() + self.clock_offset,
-        )
+        """The context for ``profile`` (one per profile, rebuilt once metadata is discovered)."""
+        ctx = self._contexts.get(profile.name)
+        if ctx is None:
+            config = self.config
+            ctx = self._contexts[profile.name] = AuthContext(
+                client_id=config.client_id,
+                profile=profile,
+                token_url=self.token_url,
+                issuer=config.issuer,
+                audience=config.audience,
+                metadata=self.metadata,
+                clock=self.now,
+            )
+        return ctx
+
+    def now(self) -> float:
+        """The local clock corrected by the server's offset."""
+        return self._clock() + self.clock_offset
 
     # -- discovery --------------------------------------------------------------------------------
     def discovery_flow(self) -> Flow[ServerMetadata | None]:
@@ -157,6 +165,7 @@ class TokenEndpoint:
             meta = parse_metadata(issuer, reply.body, url=url)
             with self._meta_lock:
                 self.metadata = meta
+                self._contexts.clear()  # they carry the token URL and algorithms it implies
             self._check_metadata(meta)
             return meta
         raise ConfigError(

@@ -32,9 +32,8 @@ SECRET = "s3cr:et/with+odd&chars"
 
 
 def _ctx(profile: str = "nhs", **extra: Any) -> AuthContext:
-    return AuthContext(
-        client_id=CLIENT_ID, profile=get_profile(profile), token_url=TOKEN_URL, now=NOW, **extra
-    )
+    prof = get_profile(profile)
+    return AuthContext(CLIENT_ID, prof, token_url=TOKEN_URL, clock=lambda: NOW, **extra)
 
 
 def _run(flow: Any) -> tuple[list[Any], Credentials]:

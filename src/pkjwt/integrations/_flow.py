@@ -1,9 +1,10 @@
 """The bearer flow shared by the httpx and httpx2 integrations (their Auth APIs are the same).
 
 ``_flow`` is written once: get a token, send the request, and on a 401 renew once and resend
-once. The sync and async drivers step it with :func:`pkjwt.flow.advance` and differ only in how
-they obtain the token; requests go out to httpx, which sends them (httpx's own auth-flow
-protocol).
+once. The sync and async drivers differ only in how they obtain the token; requests go out to
+httpx, which sends them (httpx's own auth-flow protocol). This runs on every API request, so
+the drivers step the flow with plain ``send`` (it ends by yielding None rather than raising
+``StopIteration``): the hot path stays a cached token and a header.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 from ..client import TokenClient
-from ..flow import advance
 from ..tokens import Token
 
 
@@ -53,26 +53,29 @@ class BearerFlow:
             token = yield _Renew(token)
             request.headers["Authorization"] = self._header(token)
             yield request
+        # the end, as an item: the drivers loop without a try/except StopIteration per step
+        yield None
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         flow = self._flow(request)
-        item, _ = advance(flow)
+        item = next(flow)
         while item is not None:
-            value = self._token(item) if isinstance(item, _Renew) else (yield item)
-            item, _ = advance(flow, value)
+            if isinstance(item, _Renew):
+                value = self.token_client.get_token(force=item.stale is not None, stale=item.stale)
+            else:
+                value = yield item
+            item = flow.send(value)
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         flow = self._flow(request)
-        item, _ = advance(flow)
+        item = next(flow)
         while item is not None:
-            value = await self._atoken(item) if isinstance(item, _Renew) else (yield item)
-            item, _ = advance(flow, value)
-
-    def _token(self, renew: _Renew) -> Token:
-        return self.token_client.get_token(force=renew.stale is not None, stale=renew.stale)
-
-    async def _atoken(self, renew: _Renew) -> Token:
-        return await self.token_client.aget_token(force=renew.stale is not None, stale=renew.stale)
+            if isinstance(item, _Renew):
+                client = self.token_client
+                value = await client.aget_token(force=item.stale is not None, stale=item.stale)
+            else:
+                value = yield item
+            item = flow.send(value)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} for {self.token_client!r}>"
