@@ -113,7 +113,6 @@ class AssertionAuth(Protocol):
 
     def assertion(self, ctx: AuthContext) -> Flow[str]: ...
 
-    @property
     def public_keys(self) -> KeySet | None: ...
 
 
@@ -164,7 +163,6 @@ class _JwtMethod:
             form=(("client_assertion_type", JWT_BEARER), ("client_assertion", assertion))
         )
 
-    @property
     def public_keys(self) -> KeySet | None:
         """The public half of a local key (for self-checks); None for a Signer or a secret."""
         if isinstance(self.source, Key):

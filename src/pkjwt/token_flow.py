@@ -205,7 +205,7 @@ class TokenEndpoint:
             audience=factory.audience,
             alg=factory.alg,
             kid=factory.signer.kid,
-            public_keys=auth.public_keys,
+            public_keys=auth.public_keys(),
             metadata=self.metadata,
         )
 

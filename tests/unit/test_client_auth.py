@@ -104,7 +104,7 @@ def test_private_key_jwt_signs_once_per_request(rs512_key: Key) -> None:
 def test_client_secret_jwt_is_hs256_without_kid() -> None:
     auth = ClientSecretJwt(SECRET)
     assert isinstance(auth, AssertionAuth)
-    assert auth.public_keys is None
+    assert auth.public_keys() is None
     _, creds = _run(auth.credentials(_ctx("legacy")))
     jwt = decode_compact(dict(creds.form)["client_assertion"])
     assert jwt.header["alg"] == "HS256"
