@@ -110,12 +110,7 @@ class TokenClient:
         )
         self._endpoint = TokenEndpoint(config, auth, clock=clock)
         self._transport = HttpTransport(
-            timeout=timeout,
-            clock=clock,
-            sleep=sleep,
-            asleep=asleep,
-            http_client=http_client,
-            async_http_client=async_http_client,
+            http_client, async_http_client, timeout=timeout, clock=clock, sleep=sleep, asleep=asleep
         )
         #: what a cached token is for: every input that changes the token, the credential
         #: included (another key, kid or secret must fetch, not reuse what the old one got)

@@ -37,13 +37,13 @@ class HttpTransport:
 
     def __init__(
         self,
+        http_client: httpx.Client | None,
+        async_http_client: httpx.AsyncClient | None,
         *,
         timeout: float,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         asleep: Callable[[float], Any],
-        http_client: httpx.Client | None = None,
-        async_http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.timeout = timeout
         self._clock = clock
