@@ -90,7 +90,7 @@ def test_private_key_jwt_signs_once_per_request(rs512_key: Key) -> None:
     assert form["client_assertion_type"] == JWT_BEARER
     jwt = decode_compact(form["client_assertion"])
     assert jwt.claims["aud"] == TOKEN_URL
-    assert jwt.claims["exp"] == NOW + 300
+    assert jwt.claims["exp"] == NOW + get_profile("nhs").lifetime
     assert jwt.header["kid"] == rs512_key.kid
     # the factory is built once per profile and audience
     assert auth.factory(_ctx()) is auth.factory(_ctx())
