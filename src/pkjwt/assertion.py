@@ -183,19 +183,27 @@ class AssertionFactory:
         claims["exp"] = t + self.lifetime
         return claims
 
-    def _signing_input(self, now: float | None) -> bytes:
+    def signing_input(self, now: float | None = None) -> bytes:
+        """``BASE64URL(header) '.' BASE64URL(claims)`` of a new assertion (fresh ``jti``): the
+        bytes a signer signs (RFC 7515 5.1). Flows that sign elsewhere (a KMS, an async
+        driver) pass the signature to :meth:`finish`."""
         payload = json.dumps(self.claims(now), separators=(",", ":")).encode()
         return f"{self._header_b64}.{b64url(payload)}".encode("ascii")
 
+    @staticmethod
+    def finish(signing_input: bytes, signature: bytes) -> str:
+        """The compact JWS for a signing input and its signature (the only place one is joined)."""
+        return f"{signing_input.decode('ascii')}.{b64url(signature)}"
+
     def make(self, now: float | None = None) -> str:
         """A new signed assertion (compact JWS)."""
-        data = self._signing_input(now)
-        return f"{data.decode('ascii')}.{b64url(self.signer.sign(data))}"
+        data = self.signing_input(now)
+        return self.finish(data, self.signer.sign(data))
 
     async def amake(self, now: float | None = None) -> str:
         """A new signed assertion, awaiting an async signer (KMS/HSM) when there is one."""
-        data = self._signing_input(now)
-        return f"{data.decode('ascii')}.{b64url(await asign(self.signer, data))}"
+        data = self.signing_input(now)
+        return self.finish(data, await asign(self.signer, data))
 
     def __repr__(self) -> str:
         return (

@@ -3,6 +3,10 @@
 A :class:`Key` is parsed exactly once into a typed object (a joserfc key wrapping the native
 ``cryptography`` key); nothing downstream ever sees PEM or JWK text again. The private half
 never leaves this module except through :mod:`pkjwt.signing` and an explicit PEM export.
+
+This module decides where key material comes from (a path, text, bytes, an environment
+variable, a dict, a ``cryptography`` object); recognising its format and refusing weak keys is
+:mod:`pkjwt._key_formats`' job.
 """
 
 from __future__ import annotations
@@ -18,9 +22,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from ._key_formats import EC_ALG_BY_CURVE as EC_ALG_BY_CURVE
+from ._key_formats import MIN_RSA_BITS as MIN_RSA_BITS
+from ._key_formats import (
+    JoseKey,
+    Parsed,
+    parse_bytes,
+    parse_jwk,
+    parse_native,
+)
 from .errors import KeyLoadError
 
 __all__ = [
@@ -34,17 +46,13 @@ __all__ = [
     "load_key",
 ]
 
-JoseKey = RSAKey | ECKey | OKPKey
-
 RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
-EC_ALG_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 OKP_ALGS = ("EdDSA", "Ed25519")
 ALGS_BY_KTY: dict[str, tuple[str, ...]] = {
     "RSA": RSA_ALGS,
     "EC": tuple(EC_ALG_BY_CURVE.values()),
     "OKP": OKP_ALGS,
 }
-MIN_RSA_BITS = 2048
 DEFAULT_RSA_BITS = 4096
 #: JWK members that only a private key has; a public JWKS carrying any of them is refused
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -217,13 +225,13 @@ def load_key(
                 f"environment variable {env} is not set or empty",
                 hint=f"export {env} with the PEM or JWK text of the private key",
             )
-        return _load_bytes(value.encode(), password, kid, alg, origin=f"${env}")
+        return _build(parse_bytes(value.encode(), password, f"${env}"), kid, alg)
     if isinstance(source, Mapping):
-        return _load_jwk(dict(source), kid, alg, origin="JWK")
+        return _build(parse_jwk(dict(source), "JWK"), kid, alg)
     if isinstance(source, bytes):
-        return _load_bytes(source, password, kid, alg, origin="key bytes")
+        return _build(parse_bytes(source, password, "key bytes"), kid, alg)
     if isinstance(source, str) and ("-----BEGIN" in source or source.lstrip().startswith("{")):
-        return _load_bytes(source.encode(), password, kid, alg, origin="key text")
+        return _build(parse_bytes(source.encode(), password, "key text"), kid, alg)
     if isinstance(source, str) and (
         "\n" in source or len(source) > 1024 or (len(source) > 200 and "/" not in source)
     ):
@@ -234,7 +242,7 @@ def load_key(
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         data = _read_key_file(path)
-        return _load_bytes(data, password, kid, alg, origin=str(path))
+        return _build(parse_bytes(data, password, str(path)), kid, alg)
     if isinstance(
         source,
         rsa.RSAPrivateKey
@@ -244,7 +252,7 @@ def load_key(
         | ed25519.Ed25519PrivateKey
         | ed25519.Ed25519PublicKey,
     ):
-        return _from_native(source, kid, alg, origin="key object")
+        return _build(parse_native(source, "key object"), kid, alg)
     raise KeyLoadError(f"cannot load a key from a {type(source).__name__}")
 
 
@@ -280,162 +288,6 @@ def _looks_private(data: bytes) -> bool:
     return not (head.lstrip().startswith(b"{") and b'"d"' not in data)
 
 
-def _load_bytes(
-    data: bytes, password: str | bytes | None, kid: str | None, alg: str | None, origin: str
-) -> Key:
-    pw = password.encode() if isinstance(password, str) else password
-    stripped = data.strip()
-    if stripped.startswith(b"{"):
-        try:
-            obj = json.loads(stripped)
-        except ValueError:
-            raise KeyLoadError(f"{origin}: looks like JSON but does not parse as a JWK") from None
-        if not isinstance(obj, dict):
-            raise KeyLoadError(f"{origin}: a JWK must be a JSON object")
-        if "keys" in obj:
-            keys = obj["keys"]
-            if not isinstance(keys, list) or len(keys) != 1:
-                raise KeyLoadError(
-                    f"{origin}: is a JWKS with {len(keys) if isinstance(keys, list) else 0} "
-                    "keys; expected exactly one",
-                    hint="pass a single JWK, or pick one key from the set",
-                )
-            obj = keys[0]
-        return _load_jwk(obj, kid, alg, origin)
-    if b"-----BEGIN" in stripped:
-        return _load_pem(stripped, pw, kid, alg, origin)
-    # DER: a PKCS#12 bundle, or a DER private/public key
-    try:
-        p_key, _cert, _more = pkcs12.load_key_and_certificates(data, pw)
-    except (ValueError, TypeError):
-        p_key = None
-    if p_key is not None:
-        return _from_native(p_key, kid, alg, origin)
-    native: Any = None
-    try:
-        native = serialization.load_der_private_key(data, pw)
-    except (ValueError, TypeError):
-        try:
-            native = serialization.load_der_public_key(data)
-        except (ValueError, TypeError):
-            native = None
-    if native is not None:
-        return _from_native(native, kid, alg, origin)
-    raise KeyLoadError(
-        f"{origin}: not a key pkjwt can read",
-        hint="supported: PEM (PKCS#1, PKCS#8, SEC1, encrypted), JWK JSON, PKCS#12, DER",
-    )
-
-
-def _load_pem(data: bytes, pw: bytes | None, kid: str | None, alg: str | None, origin: str) -> Key:
-    if b"PRIVATE KEY-----" in data:
-        try:
-            native: Any = serialization.load_pem_private_key(data, pw)
-        except TypeError as exc:
-            if "encrypted" in str(exc).lower() and pw is None:
-                raise KeyLoadError(
-                    f"{origin}: the private key is encrypted and no password was given",
-                    hint="pass --password-env VAR, set PKJWT_KEY_PASSWORD, or enter it at "
-                    "the prompt",
-                ) from None
-            # a password that is not needed (a shared PKJWT_KEY_PASSWORD) is not an error
-            native = serialization.load_pem_private_key(data, None)
-        except ValueError as exc:
-            text = str(exc).lower()
-            # a wrong password usually fails decryption, but about 1 time in 256 the garbage
-            # it yields has valid padding and fails as unparseable key data instead
-            encrypted = b"ENCRYPTED" in data
-            if pw is not None and (encrypted or "decrypt" in text or "password" in text):
-                raise KeyLoadError(
-                    f"{origin}: wrong password for the encrypted key",
-                    hint="if the password is right, the file is corrupt",
-                ) from None
-            raise KeyLoadError(
-                f"{origin}: corrupt or unsupported PEM private key",
-                hint="check the file is complete (BEGIN/END lines, no stray characters)",
-            ) from None
-        except Exception:
-            raise KeyLoadError(f"{origin}: unsupported private key (curve or type)") from None
-    elif b"PUBLIC KEY-----" in data or b"CERTIFICATE-----" in data:
-        try:
-            if b"CERTIFICATE-----" in data:
-                from cryptography import x509
-
-                native = x509.load_pem_x509_certificate(data).public_key()
-            else:
-                native = serialization.load_pem_public_key(data)
-        except Exception:
-            raise KeyLoadError(f"{origin}: corrupt or unsupported PEM public key") from None
-    else:
-        raise KeyLoadError(f"{origin}: PEM block is not a key or certificate")
-    return _from_native(native, kid, alg, origin)
-
-
-def _load_jwk(obj: dict[str, Any], kid: str | None, alg: str | None, origin: str) -> Key:
-    kty = obj.get("kty")
-    cls: type[RSAKey] | type[ECKey] | type[OKPKey]
-    if kty == "RSA":
-        cls = RSAKey
-    elif kty == "EC":
-        cls = ECKey
-    elif kty == "OKP":
-        cls = OKPKey
-    elif kty == "oct":
-        raise KeyLoadError(
-            f"{origin}: symmetric (oct) keys cannot be used for private_key_jwt",
-            hint="use an RSA, EC or Ed25519 key; shared secrets belong to client_secret_jwt",
-        )
-    else:
-        raise KeyLoadError(f"{origin}: unsupported JWK kty {kty!r}")
-    if kty == "EC" and obj.get("crv") not in EC_ALG_BY_CURVE:
-        raise KeyLoadError(
-            f"{origin}: unsupported curve {obj.get('crv')!r}", hint="use P-256, P-384 or P-521"
-        )
-    if kty == "RSA" and isinstance(obj.get("n"), str) and len(obj["n"]) * 6 < MIN_RSA_BITS - 8:
-        raise KeyLoadError(
-            f"{origin}: RSA key has about {len(obj['n']) * 6} bits; at least {MIN_RSA_BITS} needed",
-            hint="generate a new key: pkjwt keygen --alg RS512 (4096 bits)",
-        )
-    if kty == "OKP" and obj.get("crv") != "Ed25519":
-        raise KeyLoadError(f"{origin}: unsupported OKP curve {obj.get('crv')!r}; use Ed25519")
-    try:
-        jose = cls.import_key(obj)
-    except Exception:
-        raise KeyLoadError(f"{origin}: malformed {kty} JWK (missing or invalid members)") from None
-    jwk_alg = obj.get("alg")
-    if jwk_alg is not None and not isinstance(jwk_alg, str):
-        raise KeyLoadError(f"{origin}: JWK 'alg' must be a string")
-    if alg and jwk_alg and alg != jwk_alg:
-        raise KeyLoadError(f"{origin}: JWK says alg {jwk_alg}, but {alg} was requested")
-    jwk_kid = obj.get("kid")
-    return _make(jose, kid=kid or (str(jwk_kid) if jwk_kid else None), alg=alg or jwk_alg)
-
-
-def _from_native(native: Any, kid: str | None, alg: str | None, origin: str) -> Key:
-    jose: JoseKey
-    if isinstance(native, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        if native.key_size < MIN_RSA_BITS:
-            raise KeyLoadError(
-                f"{origin}: RSA key has {native.key_size} bits; at least {MIN_RSA_BITS} needed"
-            )
-        jose = RSAKey.import_key(native)
-    elif isinstance(native, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        if native.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
-            raise KeyLoadError(
-                f"{origin}: unsupported curve {native.curve.name}",
-                hint="use P-256 (secp256r1), P-384 or P-521",
-            )
-        jose = ECKey.import_key(native)
-    elif isinstance(native, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
-        jose = OKPKey.import_key(native)
-    else:
-        raise KeyLoadError(
-            f"{origin}: unsupported key type {type(native).__name__}",
-            hint="use RSA (>= 2048 bits), EC P-256/384/521 or Ed25519",
-        )
-    return _make(jose, kid=kid, alg=alg)
-
-
 def _check_alg(kty: str, curve: str | None, alg: str) -> None:
     allowed = _algs_for(kty, curve)
     if alg not in allowed:
@@ -450,14 +302,18 @@ def _algs_for(kty: str, curve: str | None) -> tuple[str, ...]:
     return ALGS_BY_KTY[kty]
 
 
+def _build(parsed: Parsed, kid: str | None, alg: str | None) -> Key:
+    """The :class:`Key` for a parsed key: the caller's ``kid``/``alg`` win over the JWK's, and
+    a conflicting ``alg`` is an error rather than a silent choice."""
+    if alg and parsed.alg and alg != parsed.alg:
+        raise KeyLoadError(f"{parsed.origin}: JWK says alg {parsed.alg}, but {alg} was requested")
+    return _make(parsed.jose, kid=kid or parsed.kid, alg=alg or parsed.alg)
+
+
 def _make(jose: JoseKey, *, kid: str | None, alg: str | None) -> Key:
+    """The one constructor of loaded and generated keys (its strength was checked on the way
+    in: :func:`pkjwt._key_formats.check_strength`)."""
     kty = str(jose.key_type)
-    native: Any = jose.public_key
-    if isinstance(native, rsa.RSAPublicKey) and native.key_size < MIN_RSA_BITS:
-        raise KeyLoadError(
-            f"RSA key has {native.key_size} bits; at least {MIN_RSA_BITS} are needed",
-            hint="generate a new key: pkjwt keygen --alg RS512 (4096 bits)",
-        )
     crv = jose.as_dict(private=False).get("crv")
     curve = str(crv) if crv else None
     if alg:
@@ -547,7 +403,7 @@ def load_jwks(source: Mapping[str, Any] | str | bytes | os.PathLike[str]) -> Key
         if use not in (None, "sig"):
             # an encryption key is not a signing key; skip it rather than fail the whole set
             continue
-        out.append(_load_jwk(member, None, None, origin=f"JWKS keys[{i}]"))
+        out.append(_build(parse_jwk(member, f"JWKS keys[{i}]"), None, None))
     if not out:
         raise KeyLoadError("JWKS has no signing keys")
     return KeySet(tuple(out))

@@ -4,13 +4,11 @@ It only orchestrates: look in the in-process cache, else in the shared store, el
 fetch for everyone who is waiting, then remember the result. The hot path (a token that is not
 due for refresh) is a dict lookup and a clock read: no lock, no I/O, no signing.
 
-Timeline of a token with lifetime L obtained at t0::
-
-    t0 ........ refresh_at (t0 + L*U(0.70, 0.85)) ........ usable_until (exp - leeway) .. exp
-       served as is     | served as is; one background refresh   | callers wait for a fetch
-
-A failed background refresh is logged and the old token keeps serving until ``usable_until``;
-the next background attempt waits a little (backoff) so a sick server is not hammered.
+The parts live elsewhere: when to refresh is a :class:`~pkjwt.refresh.RefreshPolicy`, one fetch
+per key is :mod:`pkjwt.single_flight`, and the trip through the shared store (lock, read, fetch,
+write, unlock) is one flow (:mod:`pkjwt.flow`) that a thread runs inline and a task runs with
+the store's blocking calls in worker threads. A failed background refresh is logged and the old
+token keeps serving until ``usable_until``.
 """
 
 from __future__ import annotations
@@ -21,10 +19,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from typing import Any
 
+from .flow import Call, arun, run
+from .refresh import Entry, RefreshPolicy
+from .single_flight import Flight, SingleFlight
 from .stores import TokenStore
 from .tokens import Token
 
@@ -35,39 +35,15 @@ log = logging.getLogger("pkjwt.manager")
 CacheKey = tuple[Hashable, ...]
 
 
-@dataclass(slots=True)
-class _Entry:
-    token: Token
-    refresh_at: float
-    usable_until: float
-    retry_at: float = 0.0
+class _Fetch:
+    """The store flow's "now fetch a token" action (the driver knows how: call or await)."""
+
+    def __repr__(self) -> str:
+        return "<fetch>"
 
 
-class _Flight:
-    """One in-flight fetch that any number of threads and tasks wait on."""
-
-    __slots__ = ("done", "error", "token", "waiters")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.token: Token | None = None
-        self.error: BaseException | None = None
-        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Token]]] = []
-
-    def outcome(self) -> Token:
-        if self.error is not None:
-            raise self.error
-        assert self.token is not None
-        return self.token
-
-
-def _settle(fut: asyncio.Future[Token], token: Token | None, error: BaseException | None) -> None:
-    if fut.done():
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(token)  # type: ignore[arg-type]
+_FETCH = _Fetch()
+_StoreFlow = Generator[Call | _Fetch, Any, Token]
 
 
 class TokenManager:
@@ -76,7 +52,9 @@ class TokenManager:
     ``store`` is an optional shared second level (file, Redis) consulted before fetching;
     ``clock`` returns epoch seconds; ``refresh_window`` is the jittered fraction of the
     lifetime after which a background refresh starts; ``expiry_leeway`` is how long before
-    ``exp`` a token stops being handed out (at most 10% of its lifetime).
+    ``exp`` a token stops being handed out (at most 10% of its lifetime); ``retry_backoff`` is
+    the pause after a failed background refresh. ``policy`` gives all of these (and ``rng``) as
+    one :class:`~pkjwt.refresh.RefreshPolicy` instead.
     """
 
     def __init__(
@@ -88,27 +66,24 @@ class TokenManager:
         expiry_leeway: float = 30.0,
         retry_backoff: float = 5.0,
         rng: random.Random | None = None,
+        policy: RefreshPolicy | None = None,
     ) -> None:
         self.store = store
         self._clock = clock
-        self._window = refresh_window
-        self._leeway = expiry_leeway
-        self._backoff = retry_backoff
-        self._rng = rng or random.Random()
-        self._entries: dict[CacheKey, _Entry] = {}
-        self._flights: dict[CacheKey, _Flight] = {}
-        self._mutex = threading.Lock()
+        self.policy = policy or RefreshPolicy(
+            window=refresh_window,
+            leeway=expiry_leeway,
+            backoff=retry_backoff,
+            rng=rng or random.Random(),
+        )
+        self._entries: dict[CacheKey, Entry] = {}
+        self._flights: SingleFlight[CacheKey, Token] = SingleFlight()
         self._tasks: set[asyncio.Task[Any]] = set()
-        #: number of fetches started (for tests and metrics)
-        self.fetches = 0
 
-    # -- entries ------------------------------------------------------------------------------
-    def _entry_for(self, token: Token) -> _Entry:
-        lifetime = max(0.0, token.expires_at - token.obtained_at)
-        leeway = min(self._leeway, lifetime * 0.1)
-        usable_until = token.expires_at - leeway
-        refresh_at = token.obtained_at + lifetime * self._rng.uniform(*self._window)
-        return _Entry(token, min(refresh_at, usable_until), usable_until)
+    @property
+    def fetches(self) -> int:
+        """Number of fetches started (for tests and metrics)."""
+        return self._flights.started
 
     def peek(self, key: CacheKey) -> Token | None:
         """The cached token for ``key`` if it can still be used, without fetching."""
@@ -125,8 +100,130 @@ class TokenManager:
             except Exception:
                 log.warning("token store delete failed; ignoring", exc_info=True)
 
+    # -- the drivers ------------------------------------------------------------------------------
+    def get(
+        self,
+        key: CacheKey,
+        fetch: Callable[[], Token],
+        *,
+        force: bool = False,
+        stale: Token | None = None,
+    ) -> Token:
+        """The token for ``key``; ``fetch`` runs at most once at a time per key."""
+        entry = self._entries.get(key)
+        now = self._clock()
+        if entry is not None and not force and now < entry.refresh_at:
+            return entry.token  # the hot path
+        token, flight, owner = self._claim(key, entry, now, force, stale, self._thread(key, fetch))
+        if token is not None:
+            return token
+        assert flight is not None
+        if owner:
+            self._fill(key, flight, fetch, force)
+        return flight.wait()
+
+    async def aget(
+        self,
+        key: CacheKey,
+        fetch: Callable[[], Awaitable[Token]],
+        *,
+        force: bool = False,
+        stale: Token | None = None,
+    ) -> Token:
+        """Async twin of :meth:`get`; shares the same cache and in-flight fetches.
+
+        The fetch runs as a task of its own: if the caller that started it is cancelled (a
+        timeout of its own), the fetch still completes for everyone else waiting on it.
+        """
+        entry = self._entries.get(key)
+        now = self._clock()
+        if entry is not None and not force and now < entry.refresh_at:
+            return entry.token
+        background = self._task(key, fetch)
+        token, flight, owner = self._claim(key, entry, now, force, stale, background)
+        if token is not None:
+            return token
+        assert flight is not None
+        if owner:
+            await asyncio.shield(self._spawn(self._afill(key, flight, fetch, force)))
+        return await flight.wait_async()
+
+    def _thread(
+        self, key: CacheKey, fetch: Callable[[], Token]
+    ) -> Callable[[Flight[Token]], object]:
+        def start(flight: Flight[Token]) -> None:
+            threading.Thread(
+                target=self._fill,
+                args=(key, flight, fetch, False, True),
+                name="pkjwt-refresh",
+                daemon=True,
+            ).start()
+
+        return start
+
+    def _task(
+        self, key: CacheKey, fetch: Callable[[], Awaitable[Token]]
+    ) -> Callable[[Flight[Token]], object]:
+        return lambda flight: self._spawn(self._afill(key, flight, fetch, False, True))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _fill(
+        self,
+        key: CacheKey,
+        flight: Flight[Token],
+        fetch: Callable[[], Token],
+        force: bool,
+        background: bool = False,
+    ) -> None:
+        def perform(action: Call | _Fetch) -> Any:
+            return fetch() if isinstance(action, _Fetch) else action.fn(*action.args)
+
+        run(self._fill_flow(key, flight, force, background), perform)
+
+    async def _afill(
+        self,
+        key: CacheKey,
+        flight: Flight[Token],
+        fetch: Callable[[], Awaitable[Token]],
+        force: bool,
+        background: bool = False,
+    ) -> None:
+        async def perform(action: Call | _Fetch) -> Any:
+            if isinstance(action, _Fetch):
+                return await fetch()
+            return await asyncio.to_thread(action.fn, *action.args)
+
+        await arun(self._fill_flow(key, flight, force, background), perform)
+
+    # -- the logic, once --------------------------------------------------------------------------
+    def _claim(
+        self,
+        key: CacheKey,
+        entry: Entry | None,
+        now: float,
+        force: bool,
+        stale: Token | None,
+        background: Callable[[Flight[Token]], object],
+    ) -> tuple[Token | None, Flight[Token] | None, bool]:
+        """Off the hot path: the token to serve now, or the flight to run (owner) or wait on.
+        A token due for refresh is served as is, and ``background(flight)`` starts its refresh
+        unless one is running or a failed one asked to back off."""
+        if entry is not None and not force and now < entry.usable_until:
+            flight = self._flights.lead(key, lambda: now >= entry.retry_at)
+            if flight is not None:
+                background(flight)
+            return entry.token, None, False
+        return self._flights.join(
+            key, lambda: self._fresh_enough(self._entries.get(key), now, force, stale)
+        )
+
     def _fresh_enough(
-        self, entry: _Entry | None, now: float, force: bool, stale: Token | None
+        self, entry: Entry | None, now: float, force: bool, stale: Token | None
     ) -> Token | None:
         if entry is None or now >= entry.usable_until:
             return None
@@ -137,112 +234,48 @@ class TokenManager:
             return entry.token
         return None
 
-    # -- sync -----------------------------------------------------------------------------------
-    def get(
-        self,
-        key: CacheKey,
-        fetch: Callable[[], Token],
-        *,
-        force: bool = False,
-        stale: Token | None = None,
-    ) -> Token:
-        """The token for ``key``; ``fetch`` runs at most once at a time per key."""
-        token, due, now = self._lookup(key, force)
-        if token is not None:
-            if due is not None:
-                self._background_sync(key, fetch, due, now)
-            return token
-        flight, owner, ready = self._join(key, now, force, stale)
-        if ready is not None:
-            return ready
-        assert flight is not None
-        if owner:
-            self._run_sync(key, flight, fetch, force)
-        else:
-            flight.done.wait()
-        return flight.outcome()
-
-    def _lookup(self, key: CacheKey, force: bool) -> tuple[Token | None, _Entry | None, float]:
-        """The hot path: a dict lookup and a clock read, no lock. Returns the token to serve
-        now (or None), the entry if it is due for a background refresh, and the time."""
-        entry = self._entries.get(key)
-        now = self._clock()
-        if entry is None or force or now >= entry.usable_until:
-            return None, None, now
-        return entry.token, (entry if now >= entry.refresh_at else None), now
-
-    def _join(
-        self, key: CacheKey, now: float, force: bool, stale: Token | None
-    ) -> tuple[_Flight | None, bool, Token | None]:
-        with self._mutex:
-            ready = self._fresh_enough(self._entries.get(key), now, force, stale)
-            if ready is not None:
-                return None, False, ready
-            flight = self._flights.get(key)
-            if flight is not None:
-                return flight, False, None
-            flight = self._flights[key] = _Flight()
-            self.fetches += 1
-            return flight, True, None
-
-    def _background_sync(
-        self, key: CacheKey, fetch: Callable[[], Token], entry: _Entry, now: float
-    ) -> None:
-        with self._mutex:
-            if key in self._flights or now < entry.retry_at:
-                return
-            flight = self._flights[key] = _Flight()
-            self.fetches += 1
-        thread = threading.Thread(
-            target=self._run_sync,
-            args=(key, flight, fetch, False, True),
-            name="pkjwt-refresh",
-            daemon=True,
-        )
-        thread.start()
-
-    def _run_sync(
-        self,
-        key: CacheKey,
-        flight: _Flight,
-        fetch: Callable[[], Token],
-        force: bool,
-        background: bool = False,
-    ) -> None:
+    def _fill_flow(
+        self, key: CacheKey, flight: Flight[Token], force: bool, background: bool
+    ) -> Generator[Call | _Fetch, Any, None]:
+        """Run one flight: through the store, then land it (cache it, or share its error)."""
         try:
-            token = self._through_store_sync(key, fetch, force)
+            token = yield from self._through_store(key, force)
         except BaseException as exc:
-            self._complete(key, flight, None, exc, background)
+            self._land(key, flight, None, exc, background)
             if not isinstance(exc, Exception):
                 raise
             return
-        self._complete(key, flight, token, None, background)
+        self._land(key, flight, token, None, background)
 
-    def _through_store_sync(self, key: CacheKey, fetch: Callable[[], Token], force: bool) -> Token:
+    def _through_store(self, key: CacheKey, force: bool) -> _StoreFlow:
+        """Lock, read the shared token, else fetch and write, unlock. Store failures are logged
+        and bypassed: a broken store costs a fetch, never a token."""
         store = self.store
         if store is None:
-            return fetch()
-        lock: Any = contextlib.nullcontext()
+            token: Token = yield _FETCH
+            return token
+        lock: Any = None
         try:
             lock = store.lock(key)
-            lock.__enter__()
+            yield Call(lock.__enter__)
         except Exception:
             log.warning("token store lock failed; fetching without it", exc_info=True)
-            lock = contextlib.nullcontext()
+            lock = None
         try:
             if not force:
-                shared = self._load(key)
+                shared: Token | None = yield Call(self._load, key)
                 if shared is not None:
                     return shared
-            token = fetch()
+            token = yield _FETCH
             try:
-                store.set(key, token)
+                yield Call(store.set, key, token)
             except Exception:
                 log.warning("token store write failed; token kept in memory", exc_info=True)
             return token
         finally:
-            with contextlib.suppress(Exception):
-                lock.__exit__(None, None, None)
+            if lock is not None:
+                with contextlib.suppress(Exception):
+                    yield Call(lock.__exit__, None, None, None)
 
     def _load(self, key: CacheKey) -> Token | None:
         assert self.store is not None
@@ -253,141 +286,27 @@ class TokenManager:
             return None
         if token is None:
             return None
-        entry = self._entry_for(token)
-        now = self._clock()
-        if now >= entry.refresh_at:
+        if self._clock() >= self.policy.entry(token).refresh_at:
             return None
         return token
 
-    def _complete(
+    def _land(
         self,
         key: CacheKey,
-        flight: _Flight,
+        flight: Flight[Token],
         token: Token | None,
         error: BaseException | None,
         background: bool,
     ) -> None:
-        with self._mutex:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
+        def record() -> None:
             if token is not None:
-                self._entries[key] = self._entry_for(token)
-            elif background:
-                entry = self._entries.get(key)
-                if entry is not None:
-                    entry.retry_at = self._clock() + self._backoff
-            flight.token, flight.error = token, error
-            waiters, flight.waiters = flight.waiters, []
-            flight.done.set()
+                self._entries[key] = self.policy.entry(token)
+            elif background and (entry := self._entries.get(key)) is not None:
+                entry.retry_at = self._clock() + self.policy.backoff
+
+        self._flights.land(key, flight, token, error, record)
         if error is not None and background:
             log.warning(
                 "background token refresh failed (%s); the current token keeps serving",
                 type(error).__name__,
             )
-        for loop, fut in waiters:
-            with contextlib.suppress(RuntimeError):  # the waiter's loop has closed
-                loop.call_soon_threadsafe(_settle, fut, token, error)
-
-    # -- async ----------------------------------------------------------------------------------
-    async def aget(
-        self,
-        key: CacheKey,
-        fetch: Callable[[], Awaitable[Token]],
-        *,
-        force: bool = False,
-        stale: Token | None = None,
-    ) -> Token:
-        """Async twin of :meth:`get`; shares the same cache and in-flight fetches."""
-        token, due, now = self._lookup(key, force)
-        if token is not None:
-            if due is not None:
-                self._background_async(key, fetch, due, now)
-            return token
-        flight, owner, ready = self._join(key, now, force, stale)
-        if ready is not None:
-            return ready
-        assert flight is not None
-        if owner:
-            # the fetch runs as its own task: if this caller is cancelled (a timeout of its
-            # own), the fetch still completes for everyone else waiting on it
-            task = asyncio.get_running_loop().create_task(
-                self._run_async(key, flight, fetch, force)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            await asyncio.shield(task)
-            return flight.outcome()
-        return await self._wait_async(flight)
-
-    async def _wait_async(self, flight: _Flight) -> Token:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Token] = loop.create_future()
-        with self._mutex:
-            if not flight.done.is_set():
-                flight.waiters.append((loop, fut))
-                registered = True
-            else:
-                registered = False
-        if not registered:
-            return flight.outcome()
-        return await fut
-
-    def _background_async(
-        self, key: CacheKey, fetch: Callable[[], Awaitable[Token]], entry: _Entry, now: float
-    ) -> None:
-        with self._mutex:
-            if key in self._flights or now < entry.retry_at:
-                return
-            flight = self._flights[key] = _Flight()
-            self.fetches += 1
-        task = asyncio.get_running_loop().create_task(
-            self._run_async(key, flight, fetch, False, True)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run_async(
-        self,
-        key: CacheKey,
-        flight: _Flight,
-        fetch: Callable[[], Awaitable[Token]],
-        force: bool,
-        background: bool = False,
-    ) -> None:
-        try:
-            token = await self._through_store_async(key, fetch, force)
-        except BaseException as exc:
-            self._complete(key, flight, None, exc, background)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self._complete(key, flight, token, None, background)
-
-    async def _through_store_async(
-        self, key: CacheKey, fetch: Callable[[], Awaitable[Token]], force: bool
-    ) -> Token:
-        store = self.store
-        if store is None:
-            return await fetch()
-        lock: Any = None
-        try:
-            lock = store.lock(key)
-            await asyncio.to_thread(lock.__enter__)
-        except Exception:
-            log.warning("token store lock failed; fetching without it", exc_info=True)
-            lock = None
-        try:
-            if not force:
-                shared = await asyncio.to_thread(self._load, key)
-                if shared is not None:
-                    return shared
-            token = await fetch()
-            try:
-                await asyncio.to_thread(store.set, key, token)
-            except Exception:
-                log.warning("token store write failed; token kept in memory", exc_info=True)
-            return token
-        finally:
-            if lock is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(lock.__exit__, None, None, None)

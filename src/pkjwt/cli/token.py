@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
+from ..client import TokenClient
 from ..doctor import diagnose
 from ..errors import InvalidClient, InvalidRequest, OAuthError
-from ..keys import KeySet
 from .client_options import build_client, client_options, settings_from
 from .common import echo_json, err
 from .doctor import render_report
@@ -69,25 +69,25 @@ def command(as_json: bool, explain: bool, no_cache: bool, **kwargs: Any) -> None
         click.echo(token.access_token)
 
 
-def _explain(client: Any, exc: OAuthError) -> None:
-    if client.auth_method not in ("private_key_jwt", "client_secret_jwt"):
+def _explain(client: TokenClient, exc: OAuthError) -> None:
+    plan = client.assertion_plan()
+    if plan is None:
         err(f"no assertion to explain: this client authenticates with {client.auth_method}")
         return
     err(click.style("the server rejected the client assertion; doctor says:", bold=True))
     assertion = client.make_assertion()
-    shape = client._shape()
-    metadata = client._metadata
+    shape = plan.profile
+    metadata = plan.metadata
     server_profile = metadata.raw.get("pkjwt_profile") if metadata is not None else None
-    key = client._key
     report = diagnose(
         assertion,
         profile=shape,
-        token_url=client.token_url,
-        issuer=client.issuer,
+        token_url=plan.token_url,
+        issuer=plan.issuer,
         client_id=client.client_id,
         # the client's own public key: checks the signature, alg and kid are self-consistent
         # (whether the server registered that key is for the server to say)
-        jwks=KeySet((key.public(),)) if key is not None else None,
+        jwks=plan.public_keys,
     )
     render_report(report, shape.name, err=True)
     named = exc.description or ""

@@ -1,7 +1,10 @@
 """The bearer flow shared by the httpx and httpx2 integrations (their Auth APIs are the same).
 
 ``_flow`` is written once: get a token, send the request, and on a 401 renew once and resend
-once. The sync and async drivers only differ in how they obtain the token.
+once. The sync and async drivers differ only in how they obtain the token; requests go out to
+httpx, which sends them (httpx's own auth-flow protocol). This runs on every API request, so
+the drivers step the flow with plain ``send`` (it ends by yielding None rather than raising
+``StopIteration``): the hot path stays a cached token and a header.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from ..tokens import Token
 
 
 class _Renew:
+    """The flow asks its driver for a token; ``stale`` is the one the API just refused (a
+    forced renewal past it), None for the cached one."""
+
     __slots__ = ("stale",)
 
     def __init__(self, stale: Token | None) -> None:
@@ -47,34 +53,29 @@ class BearerFlow:
             token = yield _Renew(token)
             request.headers["Authorization"] = self._header(token)
             yield request
+        # the end, as an item: the drivers loop without a try/except StopIteration per step
+        yield None
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         flow = self._flow(request)
         item = next(flow)
-        while True:
+        while item is not None:
             if isinstance(item, _Renew):
                 value = self.token_client.get_token(force=item.stale is not None, stale=item.stale)
             else:
                 value = yield item
-            try:
-                item = flow.send(value)
-            except StopIteration:
-                return
+            item = flow.send(value)
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         flow = self._flow(request)
         item = next(flow)
-        while True:
+        while item is not None:
             if isinstance(item, _Renew):
-                value = await self.token_client.aget_token(
-                    force=item.stale is not None, stale=item.stale
-                )
+                client = self.token_client
+                value = await client.aget_token(force=item.stale is not None, stale=item.stale)
             else:
                 value = yield item
-            try:
-                item = flow.send(value)
-            except StopIteration:
-                return
+            item = flow.send(value)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} for {self.token_client!r}>"

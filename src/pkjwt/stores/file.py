@@ -26,6 +26,16 @@ def default_cache_dir() -> Path:
 
 
 class FileStore:
+    """Tokens as 0600 JSON files named by a SHA-256 digest of the cache key (never the key
+    itself, which names the client), under ``directory`` (default: the user cache dir, or
+    ``$PKJWT_CACHE_DIR``).
+
+    Writes go to a temporary file renamed over the old one (atomic on POSIX), so a reader never
+    sees half a token; a corrupt file reads as a miss. ``lock`` is a ``filelock`` per key,
+    waited on for at most ``lock_timeout`` seconds: concurrent ``pkjwt token`` runs make one
+    request between them.
+    """
+
     def __init__(
         self, directory: str | os.PathLike[str] | None = None, *, lock_timeout: float = 30.0
     ) -> None:

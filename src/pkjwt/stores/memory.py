@@ -10,6 +10,13 @@ from ..tokens import Token
 
 
 class MemoryStore:
+    """A dict shared by every client given this store, with a ``threading.Lock`` per key.
+
+    For several :class:`~pkjwt.client.TokenClient` objects in one process that should share
+    tokens without sharing a :class:`~pkjwt.manager.TokenManager`; tokens live until the
+    process ends (or ``delete``), in plain memory.
+    """
+
     def __init__(self) -> None:
         self._tokens: dict[tuple[Hashable, ...], Token] = {}
         self._locks: dict[tuple[Hashable, ...], threading.Lock] = {}

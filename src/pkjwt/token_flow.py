@@ -1,0 +1,327 @@
+"""The token endpoint protocol, written once: discovery, token requests, retries, clock skew and
+the assertion audience.
+
+Everything here is a flow (:mod:`pkjwt.flow`): it yields requests, signatures and sleeps and does
+no I/O, so :class:`~pkjwt.client.TokenClient` runs the same code with httpx sync and async. What
+the flows learn lives on :class:`TokenEndpoint`: the server's metadata, how far its clock is
+from ours, and which assertion profile it accepted.
+
+Which profile, when none is given: the NHS host gets ``nhs``; a server known only by its token
+URL gets ``legacy`` (aud = token URL, all we can send); a discovered issuer gets ``rfc7523bis``
+(aud = issuer), and if the server answers ``invalid_client``, ``legacy`` once, remembered per
+token URL when it works (draft-ietf-oauth-rfc7523bis 4 tells servers to move to the issuer, and
+many have not yet).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from . import nhs
+from .client_auth import AssertionAuth, AuthContext, ClientAuth, Credentials
+from .discovery import ServerMetadata, metadata_urls, parse_metadata
+from .errors import ConfigError, OAuthError, PkjwtError, TransportError
+from .flow import Flow, Reply, Send, Sleep
+from .keys import KeySet
+from .profiles import LEGACY, NHS, RFC7523BIS, Profile, get_profile
+from .retry import RetryPolicy
+from .tokens import Token, parse_token_response
+
+__all__ = ["AssertionPlan", "EndpointConfig", "TokenEndpoint"]
+
+log = logging.getLogger("pkjwt.client")
+
+_FORM = "application/x-www-form-urlencoded"
+_NHS_HOST = "api.service.nhs.uk"
+#: clock offsets smaller than this are Date-header noise (1 s resolution), not skew
+_SKEW_THRESHOLD = 2.0
+_TIME_CODES = frozenset({"exp.expired", "exp.too_far", "iat.future", "nbf.future"})
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """What a client asks of its token endpoint, fixed for the life of the client."""
+
+    client_id: str
+    token_url: str | None
+    issuer: str | None
+    scope: str | None
+    resource: tuple[str, ...]
+    #: an explicit assertion ``aud`` (it also turns the per-server profile choice off)
+    audience: str | None
+    extra_params: Mapping[str, str]
+    #: the explicit profile, or None to choose one per server
+    profile: Profile | None
+    default_lifetime: float
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionPlan:
+    """What this client's assertion says, and why (``pkjwt token --explain``, diagnosis).
+
+    ``reason`` is why ``profile`` was chosen: ``explicit``, ``NHS host``, ``remembered for this
+    server``, ``issuer discovered: rfc7523bis`` or ``no issuer: legacy``. ``public_keys`` holds
+    the client's own public key for self-checks (None for a Signer or a shared secret);
+    ``metadata`` is the server's, when discovered.
+    """
+
+    profile: Profile
+    reason: str
+    token_url: str | None
+    issuer: str | None
+    audience: str
+    alg: str
+    kid: str | None
+    public_keys: KeySet | None
+    metadata: ServerMetadata | None
+
+
+class TokenEndpoint:
+    """One client's conversation with one token endpoint, as flows.
+
+    ``auth`` contributes the credentials of each attempt; ``clock`` is the local epoch clock
+    that the skew estimated from ``Date`` headers corrects.
+    """
+
+    def __init__(
+        self, config: EndpointConfig, auth: ClientAuth, *, clock: Callable[[], float]
+    ) -> None:
+        self.config = config
+        self.auth = auth
+        self._clock = clock
+        #: the method builds its assertion here, so a refusal may be about its aud or times
+        self._shaped = isinstance(auth, AssertionAuth)
+        self._auto_profile = config.profile is None and config.audience is None
+        self._memory: dict[str, str] = {}
+        self._contexts: dict[str, AuthContext] = {}
+        self._meta_lock = threading.Lock()
+        #: the server's metadata, once discovered (RFC 8414)
+        self.metadata: ServerMetadata | None = None
+        #: seconds to add to the local clock, estimated from the server's Date header
+        self.clock_offset = 0.0
+
+    @property
+    def token_url(self) -> str | None:
+        meta = self.metadata
+        return self.config.token_url or (meta.token_endpoint if meta else None)
+
+    def choose_profile(self) -> tuple[Profile, str]:
+        """The assertion profile to send, and why (see the module docstring)."""
+        if self.config.profile is not None:
+            return self.config.profile, "explicit"
+        url = self.token_url or ""
+        remembered = self._memory.get(url)
+        if remembered:
+            return get_profile(remembered), "remembered for this server"
+        if _NHS_HOST in urlsplit(url).netloc:
+            return NHS, "NHS host"
+        if self.config.issuer is None:
+            # without an issuer we cannot send the rfc7523bis audience
+            return LEGACY, "no issuer: legacy"
+        return RFC7523BIS, "issuer discovered: rfc7523bis"
+
+    def context(self, profile: Profile) -> AuthContext:
+        """The context for ``profile`` (one per profile, rebuilt once metadata is discovered)."""
+        ctx = self._contexts.get(profile.name)
+        if ctx is None:
+            config = self.config
+            ctx = self._contexts[profile.name] = AuthContext(
+                client_id=config.client_id,
+                profile=profile,
+                token_url=self.token_url,
+                issuer=config.issuer,
+                audience=config.audience,
+                metadata=self.metadata,
+                clock=self.now,
+            )
+        return ctx
+
+    def now(self) -> float:
+        """The local clock corrected by the server's offset."""
+        return self._clock() + self.clock_offset
+
+    # -- discovery --------------------------------------------------------------------------------
+    def discovery_flow(self) -> Flow[ServerMetadata | None]:
+        """Fetch the issuer's metadata once (RFC 8414, then OIDC Discovery); None without one."""
+        issuer = self.config.issuer
+        if issuer is None or self.metadata is not None:
+            return self.metadata
+        problems: list[str] = []
+        for url in metadata_urls(issuer):
+            try:
+                reply: Reply = yield Send("GET", url, {"Accept": "application/json"})
+            except TransportError as exc:
+                problems.append(f"{url}: {exc.message}")
+                continue
+            if reply.status != 200:
+                problems.append(f"{url}: HTTP {reply.status}")
+                continue
+            meta = parse_metadata(issuer, reply.body, url=url)
+            with self._meta_lock:
+                self.metadata = meta
+                self._contexts.clear()  # they carry the token URL and algorithms it implies
+            self._check_metadata(meta)
+            return meta
+        raise ConfigError(
+            f"could not discover the server metadata of {issuer}: " + "; ".join(problems),
+            hint="check the issuer URL, or pass token_url= to skip discovery",
+        )
+
+    def _check_metadata(self, meta: ServerMetadata) -> None:
+        name = self.auth.name
+        if not meta.supports_method(name):
+            raise ConfigError(
+                f"{meta.issuer} does not list {name} in token_endpoint_auth_methods_supported "
+                f"({', '.join(meta.auth_methods or ())})",
+                hint="register the client for a method the server supports",
+            )
+
+    # -- assertions -------------------------------------------------------------------------------
+    def assertion_flow(self) -> Flow[str]:
+        """A fresh assertion as the next token request would carry it."""
+        auth = self._assertion_auth()
+        yield from self.discovery_flow()
+        return (yield from auth.assertion(self.context(self.choose_profile()[0])))
+
+    def plan_flow(self) -> Flow[AssertionPlan | None]:
+        """What the assertion says and why; None when the method sends no assertion."""
+        auth = self.auth
+        if not isinstance(auth, AssertionAuth):
+            return None
+        yield from self.discovery_flow()
+        profile, reason = self.choose_profile()
+        factory = auth.factory(self.context(profile))
+        return AssertionPlan(
+            profile=profile,
+            reason=reason,
+            token_url=self.token_url,
+            issuer=self.config.issuer,
+            audience=factory.audience,
+            alg=factory.alg,
+            kid=factory.signer.kid,
+            public_keys=auth.public_keys(),
+            metadata=self.metadata,
+        )
+
+    def _assertion_auth(self) -> AssertionAuth:
+        auth = self.auth
+        if not isinstance(auth, AssertionAuth):
+            raise ConfigError(
+                f"{auth.name} sends no client assertion",
+                hint="assertions belong to private_key_jwt and client_secret_jwt",
+            )
+        return auth
+
+    # -- tokens -----------------------------------------------------------------------------------
+    def token_flow(self) -> Flow[Token]:
+        """Request a token: retried with backoff, corrected once for clock skew and, when the
+        profile was chosen here, once for the audience shape."""
+        yield from self.discovery_flow()
+        token_url = self.token_url
+        assert token_url is not None
+        profile = self.choose_profile()[0]
+        fell_back = skew_retried = False
+        attempt = 0
+        while True:
+            attempt += 1
+            # fresh credentials (a new jti) on every attempt
+            credentials = yield from self.auth.credentials(self.context(profile))
+            headers, body = self._request(credentials)
+            try:
+                reply: Reply = yield Send("POST", token_url, headers, body)
+            except TransportError as exc:
+                yield from self._backoff(attempt, exc, f"token request failed ({exc.message})")
+                continue
+            skew_changed = self._observe_date(reply)
+            try:
+                token = parse_token_response(
+                    reply.status,
+                    reply.headers,
+                    reply.body,
+                    now=self._clock(),
+                    default_lifetime=self.config.default_lifetime,
+                )
+            except OAuthError as exc:
+                if self._shaped and skew_changed and not skew_retried and _time_related(exc):
+                    skew_retried = True
+                    log.info("retrying with clock corrected by %.0f s", self.clock_offset)
+                    continue
+                if not fell_back and self._falls_back(profile, exc):
+                    fell_back = True
+                    profile = LEGACY
+                    log.info("invalid_client with aud = issuer; retrying with the token URL")
+                    continue
+                yield from self._backoff(attempt, exc, f"token endpoint said {exc.error}")
+                continue
+            except PkjwtError as exc:
+                yield from self._backoff(attempt, exc)
+                continue
+            if self._auto_profile:
+                self._memory[token_url] = profile.name
+            log.debug("token obtained (fp %s, %.0f s)", token.fingerprint, token.lifetime)
+            return token
+
+    def _falls_back(self, profile: Profile, exc: OAuthError) -> bool:
+        """invalid_client to an rfc7523bis assertion we chose: try the legacy aud instead."""
+        return (
+            self._shaped
+            and self._auto_profile
+            and profile is RFC7523BIS
+            and exc.error == "invalid_client"
+        )
+
+    def _backoff(self, attempt: int, exc: PkjwtError, what: str | None = None) -> Flow[None]:
+        """Sleep before the next attempt, or raise ``exc`` when the retry policy says stop."""
+        delay = self.config.retry.delay(attempt, exc)
+        if delay is None:
+            raise exc
+        if what is not None:
+            log.info("%s; retrying in %.2f s", what, delay)
+        yield Sleep(delay)
+
+    def _request(self, credentials: Credentials) -> tuple[dict[str, str], bytes]:
+        config = self.config
+        headers = {"Content-Type": _FORM, "Accept": "application/json", **credentials.headers}
+        form = [("grant_type", "client_credentials"), *credentials.form]
+        if config.scope:
+            form.append(("scope", config.scope))
+        form += [("resource", r) for r in config.resource]
+        form += list(config.extra_params.items())
+        return headers, urlencode(form).encode("ascii")
+
+    def _observe_date(self, reply: Reply) -> bool:
+        """Estimate clock skew from the server's ``Date`` header; True when it changed."""
+        date = next((v for k, v in reply.headers.items() if k.lower() == "date"), None)
+        if not date:
+            return False
+        try:
+            server = email.utils.parsedate_to_datetime(date).timestamp() + 0.5
+        except (TypeError, ValueError, IndexError):
+            return False
+        local = (reply.sent_at + reply.received_at) / 2
+        offset = server - local
+        new = offset if abs(offset) >= _SKEW_THRESHOLD else 0.0
+        changed = abs(new - self.clock_offset) >= _SKEW_THRESHOLD
+        if changed:
+            log.info("server clock differs from ours by %.1f s; correcting iat/exp", offset)
+            self.clock_offset = new
+        return changed
+
+
+def _time_related(exc: OAuthError) -> bool:
+    """Could a clock difference explain this refusal? (invalid_client, or an NHS exp error)"""
+    if exc.error == "invalid_client":
+        return True
+    text = (exc.description or "").lower()
+    return any(
+        row is not None
+        and _TIME_CODES.intersection(row.codes)
+        and any(m in text for m in row.match)
+        for row in nhs.NHS_ASSERTION_ERRORS
+    )

@@ -1,0 +1,160 @@
+"""The HTTP drivers: run a client flow with ``httpx.Client`` or ``httpx.AsyncClient``.
+
+:class:`HttpTransport` owns the httpx clients it creates (one ``AsyncClient`` per event loop,
+since pooled connections belong to the loop that opened them), shares one verifying TLS context
+per process, and maps httpx errors to :class:`~pkjwt.errors.TransportError`, whose message
+names the URL and never the request body (it carries the client assertion or secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from .errors import TransportError
+from .flow import Action, Call, Flow, Reply, Send, Sign, Sleep, arun, run
+from .signing import asign
+
+__all__ = ["HttpTransport"]
+
+T = TypeVar("T")
+
+
+class HttpTransport:
+    """Does a flow's actions: HTTP with httpx, signing, sleeping, blocking calls.
+
+    ``http_client``/``async_http_client`` are used as given and never closed here; without
+    them the transport creates its own (``follow_redirects=False``: a token endpoint that
+    redirects would have the assertion re-posted elsewhere) and closes them in :meth:`close`
+    and :meth:`aclose`. ``clock`` stamps each reply for clock-skew estimation.
+    """
+
+    def __init__(
+        self,
+        http_client: httpx.Client | None,
+        async_http_client: httpx.AsyncClient | None,
+        *,
+        timeout: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        asleep: Callable[[float], Any],
+    ) -> None:
+        self.timeout = timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._asleep = asleep
+        self._http = http_client
+        self._own_http = http_client is None
+        self._ahttp = async_http_client
+        self._own_ahttp = async_http_client is None
+        self._ahttp_loop: asyncio.AbstractEventLoop | None = None
+        self._http_lock = threading.Lock()
+
+    # -- drivers ----------------------------------------------------------------------------------
+    def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` here, blocking."""
+        return run(flow, self._perform)
+
+    async def arun(self, flow: Flow[T]) -> T:
+        """Run ``flow`` on the running event loop."""
+        return await arun(flow, self._aperform)
+
+    def _perform(self, action: Action) -> Any:
+        if isinstance(action, Send):
+            return self._send(action)
+        if isinstance(action, Sign):
+            return action.signer.sign(action.data)
+        return self._sleep(action.seconds) if isinstance(action, Sleep) else action.fn(*action.args)
+
+    async def _aperform(self, action: Action) -> Any:
+        if isinstance(action, Send):
+            return await self._asend(action)
+        if isinstance(action, Sign):
+            return await asign(action.signer, action.data)
+        if isinstance(action, Call):
+            return await asyncio.to_thread(action.fn, *action.args)
+        return await self._asleep(action.seconds)
+
+    def _send(self, action: Send) -> Reply:
+        sent = self._clock()
+        try:
+            resp = self._sync_http().request(action.method, action.url, **_options(action))
+        except httpx.HTTPError as exc:
+            raise _transport_error(action.url, exc) from None
+        return _reply(resp, sent, self._clock())
+
+    async def _asend(self, action: Send) -> Reply:
+        sent = self._clock()
+        try:
+            resp = await self._async_http().request(action.method, action.url, **_options(action))
+        except httpx.HTTPError as exc:
+            raise _transport_error(action.url, exc) from None
+        return _reply(resp, sent, self._clock())
+
+    # -- httpx clients ----------------------------------------------------------------------------
+    def _sync_http(self) -> httpx.Client:
+        with self._http_lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    timeout=self.timeout, follow_redirects=False, verify=_tls_context()
+                )
+            return self._http
+
+    def _async_http(self) -> httpx.AsyncClient:
+        if not self._own_ahttp:
+            assert self._ahttp is not None
+            return self._ahttp
+        # pooled connections belong to one event loop: a new loop gets a new client
+        loop = asyncio.get_running_loop()
+        if self._ahttp is None or self._ahttp_loop is not loop:
+            self._ahttp = httpx.AsyncClient(
+                timeout=self.timeout, follow_redirects=False, verify=_tls_context()
+            )
+            self._ahttp_loop = loop
+        return self._ahttp
+
+    def close(self) -> None:
+        """Close the sync client if this transport created it."""
+        if self._http is not None and self._own_http:
+            self._http.close()
+            self._http = None
+
+    async def aclose(self) -> None:
+        """Close both clients this transport created."""
+        self.close()
+        if self._ahttp is not None and self._own_ahttp:
+            await self._ahttp.aclose()
+            self._ahttp = None
+
+
+def _options(action: Send) -> dict[str, Any]:
+    return {"headers": dict(action.headers), "content": action.body}
+
+
+def _reply(resp: httpx.Response, sent: float, received: float) -> Reply:
+    return Reply(resp.status_code, resp.headers, resp.content, sent, received)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA store costs ~25 ms per client."""
+    return httpx.create_ssl_context()  # httpx's own default: certifi, SSL_CERT_FILE honoured
+
+
+def _transport_error(url: str, exc: httpx.HTTPError) -> TransportError:
+    if isinstance(exc, httpx.TimeoutException):
+        return TransportError(
+            f"timed out talking to {url}",
+            hint="the server did not answer in time; the NHS recommends 15-30 s timeouts",
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return TransportError(
+            f"cannot connect to {url}", hint="check the URL, DNS, proxy and firewall settings"
+        )
+    return TransportError(f"HTTP error talking to {url}: {type(exc).__name__}")
