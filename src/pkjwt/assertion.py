@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .decode import b64url
+from .decode import b64url, compact
 from .errors import AssertionBuildError
 from .keys import Key, load_key
 from .profiles import AudienceKind, Profile, get_profile
@@ -192,8 +192,8 @@ class AssertionFactory:
 
     @staticmethod
     def finish(signing_input: bytes, signature: bytes) -> str:
-        """The compact JWS for a signing input and its signature (the only place one is joined)."""
-        return f"{signing_input.decode('ascii')}.{b64url(signature)}"
+        """The compact JWS for a signing input and its signature."""
+        return compact(signing_input, signature)
 
     def make(self, now: float | None = None) -> str:
         """A new signed assertion (compact JWS)."""

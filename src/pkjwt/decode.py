@@ -16,7 +16,14 @@ from typing import Any
 
 from .errors import JWTFormatError
 
-__all__ = ["DEFAULT_MAX_BYTES", "DecodeError", "DecodedJWT", "b64url", "decode_compact"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DecodeError",
+    "DecodedJWT",
+    "b64url",
+    "compact",
+    "decode_compact",
+]
 
 DEFAULT_MAX_BYTES = 16 * 1024
 _B64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
@@ -43,6 +50,12 @@ class DecodedJWT:
 def b64url(data: bytes) -> str:
     """base64url without padding (RFC 7515 section 2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def compact(signing_input: bytes | str, signature: bytes) -> str:
+    """``header.payload.signature``: the one place a compact JWS is joined."""
+    data = signing_input if isinstance(signing_input, str) else signing_input.decode("ascii")
+    return f"{data}.{b64url(signature)}"
 
 
 #: each base64url character's value, to read the unused low bits of a segment's last one

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .decode import b64url
+from .decode import b64url, compact
 from .keys import ALGS_BY_KTY, Key
 from .signing import LocalSigner
 
@@ -57,16 +57,16 @@ def sign(key: Key, header: Part, claims: Part, *, alg: str | None = None) -> str
     chosen = _alg_for(key, header, alg)
     data = signing_input(header, claims)
     signer = LocalSigner(key if chosen in key.algs else key.with_alg(chosen), chosen)
-    return f"{data}.{b64url(signer.sign(data.encode('ascii')))}"
+    return compact(data, signer.sign(data.encode("ascii")))
 
 
 def unsigned(header: Part, claims: Part, signature: bytes = b"") -> str:
     """``header.claims.signature`` with any bytes (or none) as the signature."""
-    return f"{signing_input(header, claims)}.{b64url(signature)}"
+    return compact(signing_input(header, claims), signature)
 
 
 def hmac_sign(secret: bytes, header: Part, claims: Part, *, alg: str = "HS256") -> str:
     """An HMAC JWS (whatever ``header`` says), e.g. HS256 keyed with a public key's bytes."""
     data = signing_input(header, claims)
     mac = hmac.new(secret, data.encode("ascii"), _HMAC[alg]).digest()
-    return f"{data}.{b64url(mac)}"
+    return compact(data, mac)

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ..decode import DecodeError, b64url, decode_compact
+from ..decode import DecodeError, b64url, compact, decode_compact
 from ..keys import Key, generate_key, jwks
 from ..signing import LocalSigner
 
@@ -93,7 +93,7 @@ class TokenIssuer:
             if scope:
                 claims["scope"] = scope
             signing_input = f"{self._header}.{b64url(json.dumps(claims).encode())}".encode()
-            token = f"{signing_input.decode()}.{b64url(self._signer.sign(signing_input))}"
+            token = compact(signing_input, self._signer.sign(signing_input))
             # JWTs are self-contained; remember only what revocation needs
             with self._lock:
                 self._remember(token, record)
