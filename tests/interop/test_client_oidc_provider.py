@@ -22,6 +22,7 @@ import pytest
 from jwcrypto import jwk as jc_jwk
 from jwcrypto import jwt as jc_jwt
 
+from peers import skip_unless
 from pkjwt import HttpxAuth, Key, TokenClient, generate_key
 from pkjwt.decode import decode_compact
 
@@ -30,7 +31,7 @@ import nodepeers
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(not nodepeers.node_available(), reason="node/npm not on PATH"),
+    skip_unless("node", "npm"),
 ]
 
 ALGS = ["RS256", "PS256", "ES256", "EdDSA"]

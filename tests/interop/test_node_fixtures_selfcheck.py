@@ -23,12 +23,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from peers import skip_unless
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nodepeers
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(not nodepeers.node_available(), reason="node/npm not on PATH"),
+    skip_unless("node", "npm"),
 ]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

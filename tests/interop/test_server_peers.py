@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from peers import skip_unless
 from pkjwt.keys import Key, generate_key, jwks
 from pkjwt.testing import LocalAuthServer, local_auth_server
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.interop
 
 NODE_ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
 
-needs_node = pytest.mark.skipif(not nodepeers.node_available(), reason="node/npm not on PATH")
+needs_node = skip_unless("node", "npm")
 
 
 @pytest.fixture(scope="module")

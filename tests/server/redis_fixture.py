@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from peers import need
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -23,9 +25,9 @@ def _free_port() -> int:
 def redis_server(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A redis-server of our own (no persistence) on a free loopback port: its process (to
     pause or kill in a test) and its URL."""
+    need("redis-server")
     exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    assert exe is not None
     port = _free_port()
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
