@@ -29,7 +29,7 @@ from .profiles import Profile, get_profile
 from .retry import RetryPolicy
 from .signing import Signer
 from .stores import TokenStore
-from .token_flow import AssertionPlan, EndpointConfig, TokenEndpoint
+from .token_flow import AssertionPlan, EndpointConfig, Notes, TokenEndpoint
 from .tokens import DEFAULT_LIFETIME, Token
 from .transport import HttpTransport
 
@@ -108,7 +108,10 @@ class TokenClient:
             default_lifetime=default_lifetime,
             retry=retry or RetryPolicy(),
         )
-        self._endpoint = TokenEndpoint(config, auth, clock=clock)
+        shared = self.manager.store
+        # the profile a server took is remembered where tokens are (a store's notes)
+        notes = shared if isinstance(shared, Notes) else None
+        self._endpoint = TokenEndpoint(config, auth, clock=clock, notes=notes)
         self._transport = HttpTransport(
             http_client, async_http_client, timeout=timeout, clock=clock, sleep=sleep, asleep=asleep
         )

@@ -135,7 +135,7 @@ class _JwtMethod:
 
     def factory(self, ctx: AuthContext) -> AssertionFactory:
         """The factory for this context's profile and audience (built on first use)."""
-        alg = server_alg(self.source, ctx.metadata)
+        alg = server_alg(self.source, self._profile(ctx.profile), ctx.metadata)
         slot = (ctx.profile, ctx.client_id, ctx.token_url, ctx.issuer, ctx.audience, alg)
         factory = self._factories.get(slot)
         if factory is None:
@@ -173,16 +173,28 @@ class _JwtMethod:
         return f"<{type(self).__name__} {self.identity}>"
 
 
-def server_alg(source: Key | Signer, metadata: ServerMetadata | None) -> str | None:
-    """The key's algorithm the server advertises, when it advertises any (RFC 8414
-    ``token_endpoint_auth_signing_alg_values_supported``); None leaves the choice to the
-    profile."""
+def server_alg(
+    source: Key | Signer, profile: Profile, metadata: ServerMetadata | None
+) -> str | None:
+    """The algorithm to sign with when the server advertises its list (RFC 8414
+    ``token_endpoint_auth_signing_alg_values_supported``): one the key can make, the profile
+    allows and the server takes, the profile's preferred one first, then the key's own. None
+    (no list, or a Signer with its one alg) leaves the choice to the profile."""
     if not isinstance(source, Key) or metadata is None or not metadata.auth_signing_algs:
         return None
-    for alg in (source.alg, *source.algs):
-        if alg in metadata.auth_signing_algs:
-            return alg
-    return None
+    server = metadata.auth_signing_algs
+    usable = [a for a in dict.fromkeys((source.alg, *source.algs)) if a in profile.algs]
+    both = [a for a in usable if a in server]
+    if not both:
+        raise ConfigError(
+            f"no algorithm fits the key, the {profile.name} profile and the server: the key "
+            f"signs {', '.join(source.algs)}; the profile allows {', '.join(sorted(profile.algs))};"
+            f" {metadata.issuer} takes {', '.join(server)}",
+            hint="use a key of a type the server lists, or another profile",
+        )
+    if profile.preferred_alg in both:
+        return str(profile.preferred_alg)
+    return both[0]
 
 
 class PrivateKeyJwt(_JwtMethod):

@@ -10,8 +10,14 @@
     ├── TransportError              the token endpoint could not be reached (connect, timeout)
     ├── TokenResponseError          the endpoint answered something that is not a token response
     └── OAuthError                  the endpoint answered an OAuth error (RFC 6749 5.2)
-        ├── InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient,
-        ├── UnsupportedGrantType, InvalidScope, InvalidTarget, AccessDenied,
+        ├── CredentialsRejected     the server refused our credentials, whatever its code:
+        │   ├── InvalidClient       invalid_client (RFC 6749)
+        │   ├── AssertionRefused    an assertion refused with another code (the NHS platform's
+        │   │                       invalid_request / "public_key error"); also an InvalidRequest
+        │   │                       when that is its code
+        │   └── UnauthorizedClient
+        ├── InvalidRequest, InvalidGrant, UnsupportedGrantType, InvalidScope, InvalidTarget,
+        ├── AccessDenied
         └── ServerError, TemporarilyUnavailable, RateLimited
 
 Messages never contain private keys, assertions, tokens or client secrets; where something must
@@ -23,10 +29,13 @@ from __future__ import annotations
 __all__ = [
     "AccessDenied",
     "AssertionBuildError",
+    "AssertionRefused",
     "ConfigError",
+    "CredentialsRejected",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
+    "InvalidRequestAssertion",
     "InvalidScope",
     "InvalidTarget",
     "JWTFormatError",
@@ -142,19 +151,34 @@ class OAuthError(PkjwtError):
         super().__init__(text, hint=hint)
 
 
+class CredentialsRejected(OAuthError):
+    """The server refused our client authentication, whatever code it answered with: catch
+    this one for "the credentials do not work" (``pkjwt token --explain`` says why)."""
+
+
 class InvalidRequest(OAuthError):
     error = "invalid_request"
 
 
-class InvalidClient(OAuthError):
+class InvalidClient(CredentialsRejected):
     error = "invalid_client"
+
+
+class AssertionRefused(CredentialsRejected):
+    """The assertion was refused with a code other than ``invalid_client`` (the NHS platform
+    answers ``invalid_request`` for most assertion failures, ``public_key error`` for a bad
+    signature)."""
+
+
+class InvalidRequestAssertion(InvalidRequest, AssertionRefused):
+    """An ``invalid_request`` that is about the assertion: both kinds of error at once."""
 
 
 class InvalidGrant(OAuthError):
     error = "invalid_grant"
 
 
-class UnauthorizedClient(OAuthError):
+class UnauthorizedClient(CredentialsRejected):
     error = "unauthorized_client"
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "NHS_ASSERTION_ERRORS",
     "NHS_REQUEST_ERRORS",
     "NhsError",
+    "about_the_assertion",
     "hint_for",
     "row_for",
 ]
@@ -327,6 +328,21 @@ def row_for(code: str) -> NhsError | None:
         if code in row.codes:
             return row
     return None
+
+
+#: the rows that refuse the client's assertion (not the request around it)
+_ASSERTION_ROWS = tuple(
+    row for row in NHS_ASSERTION_ERRORS if row is not None and row.error != "unknown_error"
+)
+
+
+def about_the_assertion(status: int | None, error: str | None, description: str | None) -> bool:
+    """Whether an NHS-style error response refuses the client assertion itself (matched by
+    meaning, as :func:`hint_for` does): those are refused credentials, whatever their code."""
+    if error in ("invalid_client", "unauthorized_client"):
+        return False  # already refusals of the credentials by their code
+    text = (description or "").lower()
+    return any(m in text for row in _ASSERTION_ROWS for m in row.match)
 
 
 def hint_for(status: int | None, error: str | None, description: str | None) -> str | None:

@@ -20,13 +20,14 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlencode, urlsplit
 
 from . import nhs
 from .client_auth import AssertionAuth, AuthContext, ClientAuth, Credentials
 from .discovery import ServerMetadata, metadata_urls, parse_metadata
 from .errors import ConfigError, OAuthError, PkjwtError, TransportError
-from .flow import Flow, Reply, Send, Sleep
+from .flow import Call, Flow, Reply, Send, Sleep
 from .keys import KeySet
 from .profiles import LEGACY, NHS, RFC7523BIS, Profile, get_profile
 from .retry import RetryPolicy
@@ -90,11 +91,19 @@ class TokenEndpoint:
     """
 
     def __init__(
-        self, config: EndpointConfig, auth: ClientAuth, *, clock: Callable[[], float]
+        self,
+        config: EndpointConfig,
+        auth: ClientAuth,
+        *,
+        clock: Callable[[], float],
+        notes: Notes | None = None,
     ) -> None:
         self.config = config
         self.auth = auth
         self._clock = clock
+        #: where the profile that worked is remembered beyond this object (the token store)
+        self._notes = notes
+        self._recalled = False
         #: the method builds its assertion here, so a refusal may be about its aud or times
         self._shaped = isinstance(auth, AssertionAuth)
         self._auto_profile = config.profile is None and config.audience is None
@@ -225,6 +234,7 @@ class TokenEndpoint:
         yield from self.discovery_flow()
         token_url = self.token_url
         assert token_url is not None
+        yield from self._recall(token_url)
         profile = self.choose_profile()[0]
         fell_back = skew_retried = False
         attempt = 0
@@ -262,10 +272,33 @@ class TokenEndpoint:
             except PkjwtError as exc:
                 yield from self._backoff(attempt, exc)
                 continue
-            if self._auto_profile:
+            if self._auto_profile and self._memory.get(token_url) != profile.name:
                 self._memory[token_url] = profile.name
+                yield from self._note(token_url, profile.name)
             log.debug("token obtained (fp %s, %.0f s)", token.fingerprint, token.lifetime)
             return token
+
+    def _recall(self, token_url: str) -> Flow[None]:
+        """Load the profile this server took, as remembered by an earlier client or run (once:
+        a client that missed its cache must not send a doomed assertion first)."""
+        if self._recalled or not self._auto_profile or self._notes is None:
+            return
+        self._recalled = True
+        try:
+            name = yield Call(self._notes.get_note, _note_key(token_url))
+        except Exception:  # a store that cannot read is a cache miss, not an error
+            log.warning("token store note unreadable; choosing the profile afresh", exc_info=True)
+            return
+        if isinstance(name, str) and name in (LEGACY.name, RFC7523BIS.name):
+            self._memory.setdefault(token_url, name)
+
+    def _note(self, token_url: str, name: str) -> Flow[None]:
+        if self._notes is None:
+            return
+        try:
+            yield Call(self._notes.set_note, _note_key(token_url), name)
+        except Exception:
+            log.warning("token store note not written; kept in memory", exc_info=True)
 
     def _falls_back(self, profile: Profile, exc: OAuthError) -> bool:
         """invalid_client to an rfc7523bis assertion we chose: try the legacy aud instead."""
@@ -312,6 +345,19 @@ class TokenEndpoint:
             log.info("server clock differs from ours by %.1f s; correcting iat/exp", offset)
             self.clock_offset = new
         return changed
+
+
+def _note_key(token_url: str) -> str:
+    return f"assertion-profile {token_url}"
+
+
+@runtime_checkable
+class Notes(Protocol):
+    """Small facts remembered beside the tokens, shared like them (a token store's notes)."""
+
+    def get_note(self, name: str) -> str | None: ...
+
+    def set_note(self, name: str, value: str) -> None: ...
 
 
 def _time_related(exc: OAuthError) -> bool:

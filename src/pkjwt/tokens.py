@@ -17,6 +17,9 @@ from typing import Any
 
 from . import nhs
 from .errors import (
+    AssertionRefused,
+    InvalidRequest,
+    InvalidRequestAssertion,
     OAuthError,
     RateLimited,
     ServerError,
@@ -235,6 +238,10 @@ def parse_error_response(
         cls = RateLimited if status == 429 else oauth_error_class(code)
         if status >= 500 and cls is OAuthError:
             cls = ServerError
+        elif nhs.about_the_assertion(status, code, description):
+            # the NHS platform refuses assertions with invalid_request ("public_key error" for
+            # a signature): still "our credentials were refused", for whoever catches that
+            cls = InvalidRequestAssertion if cls is InvalidRequest else AssertionRefused
         return cls(
             description,
             error=code,

@@ -246,3 +246,50 @@ async def test_async_discovery_and_fallback(server, discovered):
         await client.aclose()
     assert token.access_token == server.issued[0]
     assert [r.claims["aud"] for r in server.token_requests] == [server.issuer, server.token_url]
+
+
+@pytest.mark.parametrize(
+    ("profile", "advertised", "expected"),
+    [
+        ("fapi2", ["RS256", "PS256"], "PS256"),  # the key's default RS256 is not FAPI
+        ("nhs", ["RS256", "RS512"], "RS512"),
+        ("rfc7523bis", ["RS384", "PS512"], "RS384"),  # the server's order, the key can do both
+    ],
+)
+def test_alg_is_profile_and_server_and_key(server, discovered, profile, advertised, expected):
+    """Issue 9 item 1: the alg comes from profile ∩ server ∩ key, not the key's first alg."""
+    server.metadata = _metadata(server, token_endpoint_auth_signing_alg_values_supported=advertised)
+    overrides = {"profile": profile}
+    if profile == "nhs":
+        overrides["token_url"] = server.token_url
+    discovered(server, **overrides).get_token()
+    assert server.token_requests[0].jwt_header["alg"] == expected
+
+
+def test_no_alg_fits_key_profile_and_server(server, discovered):
+    server.metadata = _metadata(server, token_endpoint_auth_signing_alg_values_supported=["ES256"])
+    with pytest.raises(ConfigError) as err:
+        discovered(server, profile="fapi2").get_token()
+    assert "no algorithm fits" in err.value.message
+    assert "ES256" in err.value.message
+
+
+def test_the_fallback_is_remembered_by_the_store_for_the_next_client(server, discovered, tmp_path):
+    """Issue 9 item 7: a new client (or CLI run) that misses the token cache must not send the
+    doomed rfc7523bis assertion again: the profile that worked is noted in the store."""
+    from pkjwt import FileStore
+
+    server.metadata = _metadata(server)
+
+    def judge(req):
+        if req.claims["aud"] != server.token_url:
+            return server.error(401, "invalid_client", "client authentication failed")
+        return server.ok()(req)
+
+    server.script = [judge] * 10
+    store = FileStore(tmp_path / "cache")
+    discovered(server, store=store).get_token()
+    assert [r.claims["aud"] for r in server.token_requests] == [server.issuer, server.token_url]
+    store.clear()  # the token is gone; the note stays
+    discovered(server, store=FileStore(tmp_path / "cache")).get_token()
+    assert [r.claims["aud"] for r in server.token_requests[2:]] == [server.token_url]

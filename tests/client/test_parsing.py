@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -278,3 +280,45 @@ def test_any_expires_in_gives_a_bounded_lifetime(server, make_client, clock, exp
     assert 0 <= lifetime <= MAX_LIFETIME  # (a positive subnormal expires_in rounds to 0)
     if not token.lifetime_assumed:
         assert lifetime == pytest.approx(float(expires_in), abs=1e-3)
+
+
+# -- one exception for "the server refused our credentials" (issue 9) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "description", "also"),
+    [
+        (400, "invalid_client", "bad signature", "InvalidClient"),
+        (401, "unauthorized_client", "no grant", "UnauthorizedClient"),
+        (400, "invalid_request", "Invalid 'typ' header in client_assertion JWT - must be 'JWT'",
+         "InvalidRequest"),
+        (401, "invalid_request", "Missing or invalid 'aud' claim in client_assertion JWT",
+         "InvalidRequest"),
+        (401, "public_key error", "JWT signature verification failed", "AssertionRefused"),
+        (403, "public_key error", "You need to register a public key to use this "
+         "authentication method - please contact support to configure", "AssertionRefused"),
+    ],
+)  # fmt: skip
+def test_refused_credentials_are_one_exception(status, error, description, also):
+    import pkjwt
+    from pkjwt.tokens import parse_error_response
+
+    exc = parse_error_response(
+        status, {}, json.dumps({"error": error, "error_description": description}).encode(), now=0
+    )
+    assert isinstance(exc, pkjwt.CredentialsRejected)
+    assert isinstance(exc, getattr(pkjwt.errors, also))
+    assert exc.error == error
+
+
+@pytest.mark.parametrize(
+    ("error", "description"),
+    [("invalid_request", "grant_type is missing"), ("invalid_scope", "nope"),
+     ("unknown_error", "An unknown error occurred processing this request")],
+)  # fmt: skip
+def test_other_refusals_are_not_credential_refusals(error, description):
+    import pkjwt
+    from pkjwt.tokens import parse_error_response
+
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    assert not isinstance(parse_error_response(400, {}, body, now=0), pkjwt.CredentialsRejected)

@@ -7,8 +7,10 @@ import pkjwt
 PUBLIC_API = [
     "AssertionBuildError",
     "AssertionFactory",
+    "AssertionRefused",
     "AsyncSigner",
     "ConfigError",
+    "CredentialsRejected",
     "DecodedJWT",
     "FileStore",
     "Finding",
@@ -22,6 +24,7 @@ PUBLIC_API = [
     "KeySet",
     "LocalSigner",
     "MemoryStore",
+    "MissingExtra",
     "OAuthError",
     "PROFILES",
     "PkjwtError",

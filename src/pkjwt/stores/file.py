@@ -16,6 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from .._private import private_dir
 from ..tokens import Token
 
 
@@ -43,11 +44,11 @@ class FileStore:
         self.lock_timeout = float(lock_timeout)
 
     def _ensure_dir(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.directory)  # 0700, and refused if another user owns or can write it
 
-    def _path(self, key: tuple[Hashable, ...]) -> Path:
+    def _path(self, key: tuple[Hashable, ...], kind: str = "token") -> Path:
         digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:32]
-        return self.directory / f"token-{digest}.json"
+        return self.directory / f"{kind}-{digest}.json"
 
     def get(self, key: tuple[Hashable, ...]) -> Token | None:
         path = self._path(key)
@@ -61,17 +62,31 @@ class FileStore:
             return None
 
     def set(self, key: tuple[Hashable, ...], token: Token) -> None:
+        self._write(self._path(key), token.to_json())
+
+    def _write(self, path: Path, value: object) -> None:
+        """``value`` as JSON at ``path``, 0600, replacing the old file in one rename."""
         self._ensure_dir()
-        path = self._path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".token-", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".tmp")
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(token.to_json(), fh)
+                json.dump(value, fh)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def get_note(self, name: str) -> str | None:
+        """A small fact kept beside the tokens (which assertion profile a server took)."""
+        try:
+            value = json.loads(self._path((name,), "note").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, str) else None
+
+    def set_note(self, name: str, value: str) -> None:
+        self._write(self._path((name,), "note"), value)
 
     def delete(self, key: tuple[Hashable, ...]) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._tokens: dict[tuple[Hashable, ...], Token] = {}
         self._locks: dict[tuple[Hashable, ...], threading.Lock] = {}
+        self._notes: dict[str, str] = {}
         self._mutex = threading.Lock()
 
     def get(self, key: tuple[Hashable, ...]) -> Token | None:
@@ -30,6 +31,13 @@ class MemoryStore:
 
     def delete(self, key: tuple[Hashable, ...]) -> None:
         self._tokens.pop(key, None)
+
+    def get_note(self, name: str) -> str | None:
+        """A small fact kept beside the tokens (which assertion profile a server took)."""
+        return self._notes.get(name)
+
+    def set_note(self, name: str, value: str) -> None:
+        self._notes[name] = value
 
     def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]:
         with self._mutex:
