@@ -14,6 +14,7 @@ The client is a composition of four parts, each in its own module:
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,15 +24,16 @@ import httpx
 from .client_auth import AuthMethod, client_auth_for
 from .discovery import ServerMetadata
 from .errors import ConfigError
-from .keys import Key
+from .keys import KeySource
 from .manager import CacheKey, TokenManager
-from .profiles import Profile, get_profile
+from .profiles import Profile, ProfileName, get_profile
 from .retry import RetryPolicy
 from .signing import Signer
 from .stores import TokenStore
 from .token_flow import AssertionPlan, EndpointConfig, Notes, TokenEndpoint
 from .tokens import DEFAULT_LIFETIME, Token
-from .transport import HttpTransport
+from .transport import HttpTransport, Trust, tls_context
+from .urls import endpoint_url
 
 __all__ = ["AuthMethod", "TokenClient"]
 
@@ -47,7 +49,38 @@ class TokenClient:
     With ``issuer=`` the token endpoint, auth methods and algorithms come from the server's
     metadata (RFC 8414 / OIDC discovery); with no ``profile`` the client then sends the
     ``rfc7523bis`` shape (aud = issuer) and, if the server answers ``invalid_client``, retries
-    once in the ``legacy`` shape (aud = token URL) and remembers which one worked.
+    once in the ``legacy`` shape (aud = token URL) and remembers which one worked (in the
+    token store too, when there is one).
+
+    Parameters (all keyword-only):
+
+    * ``client_id``: the client's id (NHS: the application's API key); required.
+    * ``token_url`` / ``issuer``: where tokens come from; one is required. An issuer is
+      discovered (RFC 8414, then OIDC). Plain http is refused except to loopback.
+    * ``key``: the private key for ``private_key_jwt``: a path, PEM/JWK text, a JWK dict, a
+      ``cryptography`` key, a :class:`~pkjwt.keys.Key`, or a :class:`~pkjwt.signing.Signer`
+      (KMS/HSM). Parsed once, here; a public key is refused here.
+    * ``kid`` / ``alg``: the key id registered in your JWKS, and an algorithm to pin (default:
+      the profile's preferred one the key can make, narrowed to what the server advertises).
+    * ``key_password``: for an encrypted key file.
+    * ``client_secret`` / ``auth_method``: for ``client_secret_basic`` (the default without a
+      key), ``client_secret_post`` or ``client_secret_jwt``.
+    * ``profile``: ``"nhs"``, ``"rfc7523bis"``, ``"fapi2"``, ``"legacy"`` or a
+      :class:`~pkjwt.profiles.Profile`; None chooses per server (above).
+    * ``scope``, ``resource`` (RFC 8707; several allowed), ``audience`` (an explicit assertion
+      ``aud``), ``extra_params`` (more form fields): what the token request asks for; all of
+      them are part of the cache key.
+    * ``timeout``: seconds per HTTP request (default 30; the NHS recommends 15-30).
+    * ``ca_bundle`` / ``trust``: TLS trust. A PEM file of extra CAs (a TLS-inspecting proxy's,
+      a development server's), and ``"certifi"`` (default) or ``"system"`` for the OS trust
+      store (``pip install 'pkjwt[truststore]'``).
+    * ``retry``: the :class:`~pkjwt.retry.RetryPolicy` (3 attempts, full jitter, Retry-After).
+    * ``store`` / ``manager``: share tokens beyond this object (a
+      :class:`~pkjwt.stores.TokenStore`, or a whole :class:`~pkjwt.manager.TokenManager`).
+    * ``clock``, ``sleep``, ``asleep``: injected time (tests).
+    * ``default_lifetime``: assumed when a response has no usable ``expires_in`` (300 s).
+    * ``http_client`` / ``async_http_client``: your own httpx clients (proxies, TLS settings);
+      not closed by :meth:`close`.
     """
 
     def __init__(
@@ -56,13 +89,13 @@ class TokenClient:
         client_id: str,
         token_url: str | None = None,
         issuer: str | None = None,
-        key: Key | Signer | str | Any = None,
+        key: Signer | KeySource = None,
         kid: str | None = None,
         alg: str | None = None,
         key_password: str | bytes | None = None,
         client_secret: str | None = None,
         auth_method: AuthMethod | None = None,
-        profile: str | Profile | None = None,
+        profile: ProfileName | Profile | None = None,
         scope: str | Sequence[str] | None = None,
         resource: str | Sequence[str] | None = None,
         audience: str | None = None,
@@ -73,19 +106,14 @@ class TokenClient:
         manager: TokenManager | None = None,
         clock: Callable[[], float] = time.time,
         default_lifetime: float = DEFAULT_LIFETIME,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        trust: Trust = "certifi",
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
         asleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
-        if not client_id:
-            raise ConfigError("client_id is required")
-        if not token_url and not issuer:
-            raise ConfigError(
-                "give token_url= or issuer=",
-                hint="NHS: token_url='https://int.api.service.nhs.uk/oauth2/token'; "
-                "other servers: issuer='https://login.example.com' (discovered)",
-            )
+        _check_where(client_id, token_url, issuer)
         self.manager = manager or TokenManager(store=store, clock=clock)
         # credentials: parsed once, here
         auth = client_auth_for(
@@ -113,7 +141,13 @@ class TokenClient:
         notes = shared if isinstance(shared, Notes) else None
         self._endpoint = TokenEndpoint(config, auth, clock=clock, notes=notes)
         self._transport = HttpTransport(
-            http_client, async_http_client, timeout=timeout, clock=clock, sleep=sleep, asleep=asleep
+            http_client,
+            async_http_client,
+            timeout=timeout,
+            clock=clock,
+            sleep=sleep,
+            asleep=asleep,
+            verify=tls_context(trust, os.fspath(ca_bundle) if ca_bundle else None),
         )
         #: what a cached token is for: every input that changes the token, the credential
         #: included (another key, kid or secret must fetch, not reuse what the old one got)
@@ -240,3 +274,19 @@ class TokenClient:
         config = self._endpoint.config
         where = config.token_url or config.issuer
         return f"<TokenClient {self.auth_method} client_id={self.client_id!r} at {where}>"
+
+
+def _check_where(client_id: str, token_url: str | None, issuer: str | None) -> None:
+    """Refuse, before anything is sent, what can never get a token."""
+    if not client_id:
+        raise ConfigError("client_id is required")
+    if not token_url and not issuer:
+        raise ConfigError(
+            "give token_url= or issuer=",
+            hint="NHS: token_url='https://int.api.service.nhs.uk/oauth2/token'; "
+            "other servers: issuer='https://login.example.com' (discovered)",
+        )
+    if token_url:
+        endpoint_url(token_url, "token URL")
+    if issuer:
+        endpoint_url(issuer, "issuer")

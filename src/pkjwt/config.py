@@ -1,7 +1,8 @@
 """Client settings for the CLI: named sections of a TOML file, ``PKJWT_*`` variables, flags.
 
 Precedence: command-line flags, then environment variables, then the named section
-(``-p NAME``) of the config file, then the file's ``[default]`` section.
+(``--section NAME``: a ``[sections.NAME]`` table; ``[profiles.NAME]`` from 0.1 is still read)
+of the config file, then the file's ``[default]`` section.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .profiles import PROFILES
 
-__all__ = ["ClientSettings", "config_path", "resolve_settings"]
+__all__ = [
+    "ClientSettings",
+    "config_path",
+    "resolve_settings",
+    "resolve_with_sources",
+    "section_names",
+]
 
 ENV_PREFIX = "PKJWT_"
+PROFILE_NAMES = frozenset(PROFILES)
 
 
 def config_path() -> Path:
@@ -43,6 +52,10 @@ class ClientSettings:
     client_secret_env: str | None = None
     password_env: str | None = None
     timeout: float | None = None
+    ca_bundle: str | None = None
+    trust: str | None = None
+    #: the JWKS the server has registered for this client (a file or URL), for --explain
+    jwks: str | None = None
 
     def missing(self) -> list[str]:
         out = []
@@ -58,20 +71,40 @@ class ClientSettings:
 _FIELDS = {f.name for f in fields(ClientSettings)}
 
 
-def _section(data: Mapping[str, Any], name: str, path: Path) -> dict[str, Any]:
-    sections = data.get("profiles", {})
-    if not isinstance(sections, dict):
-        raise ConfigError(f"{path}: [profiles] must be a table")
-    if name not in sections:
-        known = ", ".join(sorted(sections)) or "none"
-        raise ConfigError(
-            f"{path}: no profile named {name!r} (known: {known})",
-            hint=f"add a [profiles.{name}] table with token_url, client_id and key",
-        )
-    section = sections[name]
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: [profiles.{name}] must be a table")
-    return section
+#: the tables that hold named sections: [sections.NAME] (from 0.2), [profiles.NAME] (0.1,
+#: still read: "profile" now means only the assertion profile, as in the library)
+_SECTION_TABLES = ("sections", "profiles")
+
+
+def _section(data: Mapping[str, Any], name: str, path: Path) -> tuple[dict[str, Any], str]:
+    """Section ``name`` and where it was found (for messages and --verbose)."""
+    for table in _SECTION_TABLES:
+        sections = data.get(table, {})
+        if not isinstance(sections, dict):
+            raise ConfigError(f"{path}: [{table}] must be a table")
+        if name in sections:
+            section = sections[name]
+            if not isinstance(section, dict):
+                raise ConfigError(f"{path}: [{table}.{name}] must be a table")
+            return section, f"[{table}.{name}] in {path}"
+    known = sorted({n for t in _SECTION_TABLES for n in data.get(t, {}) or {}})
+    hint = f"add a [sections.{name}] table with token_url, client_id and key"
+    if name in PROFILE_NAMES:
+        hint = f"{name!r} is an assertion profile: pass --profile {name} (--section picks a table)"
+    raise ConfigError(
+        f"{path}: no config section named {name!r} (known: {', '.join(known) or 'none'})",
+        hint=hint,
+    )
+
+
+def section_names(path: Path | None = None) -> list[str]:
+    """The named sections of the config file (for the hint when --profile names one)."""
+    path = path or config_path()
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []
+    return sorted({n for t in _SECTION_TABLES if isinstance(data.get(t), dict) for n in data[t]})
 
 
 def _checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -91,14 +124,32 @@ def _checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             out[key] = number
         elif not isinstance(value, str):
             raise ConfigError(f"{where}: {key} must be a string")
+        elif key == "trust" and value not in ("certifi", "system"):
+            raise ConfigError(f"{where}: trust must be certifi or system (got {value!r})")
         else:
-            out[key] = os.path.expanduser(value) if key == "key" else value
+            expand = key in ("key", "ca_bundle") or (key == "jwks" and "://" not in value)
+            out[key] = os.path.expanduser(value) if expand else value
     return out
 
 
 def resolve_settings(flags: Mapping[str, Any], use: str | None = None) -> ClientSettings:
     """Merge the config file section ``use``, the environment and the flags."""
+    return resolve_with_sources(flags, use)[0]
+
+
+def resolve_with_sources(
+    flags: Mapping[str, Any], use: str | None = None
+) -> tuple[ClientSettings, dict[str, str]]:
+    """The merged settings and, for each one set, where it came from (``--verbose`` shows it:
+    an environment variable overriding a config section is otherwise invisible)."""
     merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def take(values: Mapping[str, Any], where: str) -> None:
+        checked = _checked(values, where)
+        merged.update(checked)
+        sources.update(dict.fromkeys(checked, where))
+
     path = config_path()
     data: dict[str, Any] = {}
     if path.is_file():
@@ -108,17 +159,21 @@ def resolve_settings(flags: Mapping[str, Any], use: str | None = None) -> Client
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         default = data.get("default", {})
         if isinstance(default, dict):
-            merged.update(_checked(default, f"{path} [default]"))
+            take(default, f"[default] in {path}")
     elif use:
         raise ConfigError(
-            f"-p {use}: config file {path} does not exist",
-            hint="create it with a [profiles.NAME] table, or set PKJWT_CONFIG",
+            f"--section {use}: config file {path} does not exist",
+            hint="create it with a [sections.NAME] table, or set PKJWT_CONFIG",
         )
     if use:
-        merged.update(_checked(_section(data, use, path), f"{path} [profiles.{use}]"))
+        section, where = _section(data, use, path)
+        take(section, where)
     for name in _FIELDS:
         env = os.environ.get(ENV_PREFIX + name.upper())
         if env:
-            merged.update(_checked({name: env}, f"${ENV_PREFIX}{name.upper()}"))
-    merged.update({k: v for k, v in flags.items() if v is not None and k in _FIELDS})
-    return ClientSettings(**merged)
+            take({name: env}, f"${ENV_PREFIX}{name.upper()}")
+    for name, value in flags.items():
+        if value is not None and name in _FIELDS:
+            merged[name] = value
+            sources[name] = f"--{name.replace('_', '-')}"
+    return ClientSettings(**merged), sources

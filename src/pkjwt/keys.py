@@ -194,7 +194,22 @@ def generate_key(alg: str = "RS512", *, kid: str | None = None, size: int | None
 
 # -- loading --------------------------------------------------------------------------------------
 
-KeySource = str | os.PathLike[str] | bytes | Mapping[str, Any] | Key | Any
+#: what :func:`load_key` reads: a path, PEM/JWK text or bytes, a JWK dict, a ``cryptography``
+#: key object, or a :class:`Key` (returned as is)
+KeySource = (
+    str
+    | os.PathLike[str]
+    | bytes
+    | Mapping[str, Any]
+    | Key
+    | rsa.RSAPrivateKey
+    | rsa.RSAPublicKey
+    | ec.EllipticCurvePrivateKey
+    | ec.EllipticCurvePublicKey
+    | ed25519.Ed25519PrivateKey
+    | ed25519.Ed25519PublicKey
+    | None
+)
 
 
 def load_key(
@@ -241,8 +256,16 @@ def load_key(
         )
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        data = _read_key_file(path)
-        return _build(parse_bytes(data, password, str(path)), kid, alg)
+        data, mode = _read_key_file(path)
+        key = _build(parse_bytes(data, password, str(path)), kid, alg)
+        if mode & 0o077 and key.is_private:  # warned only about what turned out to be a key
+            warnings.warn(
+                f"private key file {path} is accessible by group or others "
+                f"(mode {mode:04o}); run: chmod 600 {path}",
+                KeyFilePermissionWarning,
+                stacklevel=2,
+            )
+        return key
     if isinstance(
         source,
         rsa.RSAPrivateKey
@@ -256,7 +279,8 @@ def load_key(
     raise KeyLoadError(f"cannot load a key from a {type(source).__name__}")
 
 
-def _read_key_file(path: Path) -> bytes:
+def _read_key_file(path: Path) -> tuple[bytes, int]:
+    """The file's bytes and its permission bits."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -271,21 +295,7 @@ def _read_key_file(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise KeyLoadError(f"cannot read key file {path}: {exc.strerror}") from None
-    if st.st_mode & 0o077 and _looks_private(data):
-        warnings.warn(
-            f"private key file {path} is accessible by group or others "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}",
-            KeyFilePermissionWarning,
-            stacklevel=3,
-        )
-    return data
-
-
-def _looks_private(data: bytes) -> bool:
-    head = data[:4096]
-    if b"PUBLIC KEY-----" in head and b"PRIVATE" not in head:
-        return False
-    return not (head.lstrip().startswith(b"{") and b'"d"' not in data)
+    return data, stat.S_IMODE(st.st_mode)
 
 
 def _check_alg(kty: str, curve: str | None, alg: str) -> None:
@@ -332,9 +342,16 @@ def _make(jose: JoseKey, *, kid: str | None, alg: str | None) -> Key:
 
 @dataclass(frozen=True, slots=True)
 class KeySet:
-    """Public keys by ``kid`` (a parsed JWKS)."""
+    """Public keys by ``kid`` (a parsed JWKS). ``ignored`` lists the set's members that cannot
+    verify a signature here, each as (kid or position, why): RFC 7517 5 has them skipped, not
+    the whole set refused; they are named where a kid asks for one of them."""
 
     keys: tuple[Key, ...]
+    ignored: tuple[tuple[str, str], ...] = ()
+
+    def why_ignored(self, kid: str | None) -> str | None:
+        """Why the member with ``kid`` was ignored, if it was."""
+        return next((why for k, why in self.ignored if k == kid), None)
 
     def get(self, kid: str | None) -> Key | None:
         """The key for ``kid``; with no ``kid``, the only key when there is exactly one."""
@@ -389,21 +406,42 @@ def load_jwks(source: Mapping[str, Any] | str | bytes | os.PathLike[str]) -> Key
     if not isinstance(members, list) or not members:
         raise KeyLoadError("JWKS must have a non-empty 'keys' array")
     out: list[Key] = []
+    ignored: list[tuple[str, str]] = []
     for i, member in enumerate(members):
         if not isinstance(member, dict):
             raise KeyLoadError(f"JWKS keys[{i}] is not an object")
         leaked = sorted(PRIVATE_JWK_MEMBERS & member.keys())
-        if leaked:
+        if leaked:  # never skipped: a published private key is an incident, not a format
             raise KeyLoadError(
                 f"JWKS keys[{i}] contains private members ({', '.join(leaked)})",
                 hint="publish only public keys: run `pkjwt jwks KEYFILE` to produce a safe JWKS, "
                 "and treat the exposed key as compromised",
             )
-        use = member.get("use")
-        if use not in (None, "sig"):
-            # an encryption key is not a signing key; skip it rather than fail the whole set
-            continue
-        out.append(_build(parse_jwk(member, f"JWKS keys[{i}]"), None, None))
+        kid = member.get("kid")
+        name = kid if isinstance(kid, str) else f"keys[{i}]"
+        why = _cannot_verify(member)
+        if why is None:
+            try:
+                out.append(_build(parse_jwk(member, f"JWKS keys[{i}]"), None, None))
+                continue
+            except KeyLoadError as exc:  # an unknown kty or curve, too small, malformed
+                why = exc.message.removeprefix(f"JWKS keys[{i}]: ")
+        ignored.append((name, why))
     if not out:
-        raise KeyLoadError("JWKS has no signing keys")
-    return KeySet(tuple(out))
+        reasons = "; ".join(f"{name}: {why}" for name, why in ignored)
+        raise KeyLoadError(
+            f"JWKS has no signing keys: no key that can verify a signature ({reasons})"
+        )
+    return KeySet(tuple(out), tuple(ignored))
+
+
+def _cannot_verify(member: Mapping[str, Any]) -> str | None:
+    """Why a JWK's own ``use``/``key_ops`` forbid verifying signatures with it (RFC 7517 4.2,
+    4.3), or None."""
+    use = member.get("use")
+    if use not in (None, "sig"):
+        return f"use {use!r}: not for signatures"
+    ops = member.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        return f"key_ops {ops!r} does not allow verify"
+    return None

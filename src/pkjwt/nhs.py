@@ -282,7 +282,14 @@ NHS_ASSERTION_ERRORS: tuple[NhsError | None, ...] = (
         401,
         "invalid_request",
         f"Invalid 'kid' header in {_P} - no matching public key",
-        ("kid.unknown", "kid.type", "key.type_mismatch", "key.too_small", "key.untrusted_header"),
+        (
+            "kid.unknown",
+            "kid.type",
+            "key.type_mismatch",
+            "key.too_small",
+            "key.untrusted_header",
+            "key.unusable",
+        ),
         ("no matching public key",),
         "the kid must be in the JWKS registered for this app; the platform caches JWKS for "
         "an hour, so publish new keys an hour before using them",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 
@@ -24,6 +24,7 @@ __all__ = [
     "AudienceKind",
     "AudiencePolicy",
     "Profile",
+    "ProfileName",
     "TypPolicy",
     "get_profile",
 ]
@@ -203,6 +204,8 @@ NHS = Profile(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (RFC7523BIS, FAPI2, LEGACY, NHS)}
+#: the profiles by name, for type checkers (``profile="nhs"``)
+ProfileName = Literal["nhs", "rfc7523bis", "fapi2", "legacy"]
 
 
 def get_profile(profile: str | Profile) -> Profile:

@@ -335,6 +335,16 @@ def _r9_key(s: _State) -> Finding:
             "add the kid of the signing key to the JWT header",
         )
     key = keys.get(None if kid is _MISSING else kid)
+    unusable = keys.why_ignored(kid) if key is None and isinstance(kid, str) else None
+    if unusable is not None:
+        return _fail(
+            "R9",
+            "key.unusable",
+            "a registered key that may verify signatures",
+            f"kid {_show(kid)}: {_show(unusable, 120)}",
+            "the registered JWK cannot verify a signature: publish it with use 'sig' (or no "
+            "use) and key_ops including 'verify' (or none), as a supported key type",
+        )
     if key is None:
         return _fail(
             "R9",

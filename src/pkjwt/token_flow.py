@@ -41,6 +41,11 @@ _FORM = "application/x-www-form-urlencoded"
 _NHS_HOST = "api.service.nhs.uk"
 #: clock offsets smaller than this are Date-header noise (1 s resolution), not skew
 _SKEW_THRESHOLD = 2.0
+#: an offset this large is corrected but also logged as a warning: the clock needs fixing
+_SKEW_WARNING = 30.0
+#: the largest offset corrected: beyond it the Date header is not believed (a server clock
+#: gone wrong, or a hostile Date) and our exp stays honest
+MAX_SKEW_CORRECTION = 600
 _TIME_CODES = frozenset({"exp.expired", "exp.too_far", "iat.future", "nbf.future"})
 
 
@@ -104,6 +109,7 @@ class TokenEndpoint:
         #: where the profile that worked is remembered beyond this object (the token store)
         self._notes = notes
         self._recalled = False
+        self._warned_clock = False
         #: the method builds its assertion here, so a refusal may be about its aud or times
         self._shaped = isinstance(auth, AssertionAuth)
         self._auto_profile = config.profile is None and config.audience is None
@@ -267,6 +273,7 @@ class TokenEndpoint:
                     profile = LEGACY
                     log.info("invalid_client with aud = issuer; retrying with the token URL")
                     continue
+                _point_to_nhs(exc, profile)
                 yield from self._backoff(attempt, exc, f"token endpoint said {exc.error}")
                 continue
             except PkjwtError as exc:
@@ -335,16 +342,44 @@ class TokenEndpoint:
             return False
         try:
             server = email.utils.parsedate_to_datetime(date).timestamp() + 0.5
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return False
         local = (reply.sent_at + reply.received_at) / 2
         offset = server - local
+        if abs(offset) > MAX_SKEW_CORRECTION:
+            # a Date in year 9999 (or a broken server clock) must not move our exp with it
+            self._warn_once(
+                "the server's Date is %.0f s from our clock, beyond the %d s pkjwt corrects: "
+                "ignoring it (check this machine's clock and the server's)",
+                offset,
+            )
+            return False
         new = offset if abs(offset) >= _SKEW_THRESHOLD else 0.0
         changed = abs(new - self.clock_offset) >= _SKEW_THRESHOLD
         if changed:
-            log.info("server clock differs from ours by %.1f s; correcting iat/exp", offset)
+            if abs(new) >= _SKEW_WARNING:
+                self._warn_once(
+                    "this machine's clock is %.0f s off the server's (of at most %d s corrected): "
+                    "iat/exp are corrected, but fix the clock (NTP)",
+                    new,
+                )
+            else:
+                log.info("server clock differs from ours by %.1f s; correcting iat/exp", offset)
             self.clock_offset = new
         return changed
+
+    def _warn_once(self, message: str, offset: float) -> None:
+        if not self._warned_clock:
+            self._warned_clock = True
+            log.warning(message, offset, MAX_SKEW_CORRECTION)
+
+
+def _point_to_nhs(exc: OAuthError, profile: Profile) -> None:
+    """A server that answers in the NHS platform's words while we signed for another profile
+    (a local ``pkjwt serve`` in NHS mode, an NHS host behind another name) wants ``nhs``."""
+    if profile is not NHS and nhs.about_the_assertion(exc.status, exc.error, exc.description):
+        nudge = "this server answers like the NHS platform: use profile='nhs' (--profile nhs)"
+        exc.hint = f"{nudge}; {exc.hint}" if exc.hint else nudge
 
 
 def _note_key(token_url: str) -> str:

@@ -225,6 +225,14 @@ def parse_error_response(
 ) -> OAuthError | TokenResponseError:
     """The typed error for a non-200 token response (returned, for the caller to raise)."""
     retry_after = parse_retry_after(headers, now)
+    if 300 <= status < 400:
+        where = next((v for k, v in headers.items() if k.lower() == "location"), "elsewhere")
+        return TokenResponseError(
+            f"the token endpoint answered HTTP {status}, a redirect to {where[:200]}: a token "
+            "request cannot follow one (its body and credentials would be resent elsewhere)",
+            status=status,
+            hint=f"use the URL it names, {where[:200]} (often a trailing slash added or removed)",
+        )
     data: Any = None
     try:
         data = _load_json(body)

@@ -13,15 +13,15 @@ import functools
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
-from .errors import TransportError
+from .errors import ConfigError, TransportError, missing_extra
 from .flow import Action, Call, Flow, Reply, Send, Sign, Sleep, arun, run
 from .signing import asign
 
-__all__ = ["HttpTransport"]
+__all__ = ["HttpTransport", "Trust", "tls_context"]
 
 T = TypeVar("T")
 
@@ -44,8 +44,10 @@ class HttpTransport:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         asleep: Callable[[float], Any],
+        verify: ssl.SSLContext | None = None,
     ) -> None:
         self.timeout = timeout
+        self._verify = verify if verify is not None else tls_context()
         self._clock = clock
         self._sleep = sleep
         self._asleep = asleep
@@ -102,7 +104,7 @@ class HttpTransport:
         with self._http_lock:
             if self._http is None:
                 self._http = httpx.Client(
-                    timeout=self.timeout, follow_redirects=False, verify=_tls_context()
+                    timeout=self.timeout, follow_redirects=False, verify=self._verify
                 )
             return self._http
 
@@ -114,7 +116,7 @@ class HttpTransport:
         loop = asyncio.get_running_loop()
         if self._ahttp is None or self._ahttp_loop is not loop:
             self._ahttp = httpx.AsyncClient(
-                timeout=self.timeout, follow_redirects=False, verify=_tls_context()
+                timeout=self.timeout, follow_redirects=False, verify=self._verify
             )
             self._ahttp_loop = loop
         return self._ahttp
@@ -141,13 +143,67 @@ def _reply(resp: httpx.Response, sent: float, received: float) -> Reply:
     return Reply(resp.status_code, resp.headers, resp.content, sent, received)
 
 
+Trust = Literal["certifi", "system"]
+
+
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context per process: loading the CA store costs ~25 ms per client."""
-    return httpx.create_ssl_context()  # httpx's own default: certifi, SSL_CERT_FILE honoured
+def tls_context(trust: Trust = "certifi", ca_bundle: str | None = None) -> ssl.SSLContext:
+    """A verifying TLS context, one per setting per process (loading a CA store costs ~25 ms).
+
+    ``certifi`` (httpx's default, ``SSL_CERT_FILE`` honoured) or ``system``: the OS trust store
+    through ``truststore`` (corporate machines usually trust their TLS-inspecting proxy there).
+    ``ca_bundle`` adds a PEM file of CAs (a proxy's, a self-signed development server's).
+    """
+    if trust == "system":
+        try:
+            import truststore
+        except ImportError as exc:
+            raise missing_extra("truststore", "the OS trust store (trust='system')", exc) from None
+        ctx: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    elif ca_bundle is None:
+        return httpx.create_ssl_context()
+    else:
+        import certifi
+
+        ctx = ssl.create_default_context(cafile=certifi.where())
+    if ca_bundle is not None:
+        try:
+            ctx.load_verify_locations(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"CA bundle {ca_bundle}: {getattr(exc, 'strerror', None) or exc}",
+                hint="give a PEM file holding the CA certificate(s) to trust",
+            ) from None
+    return ctx
+
+
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error somewhere in ``exc``'s chain (httpx wraps what ssl raised)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _transport_error(url: str, exc: httpx.HTTPError) -> TransportError:
+    tls = _tls_failure(exc)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        why = tls.verify_message or tls.reason or "verification failed"
+        return TransportError(
+            f"TLS: the certificate of {httpx.URL(url).host} is not trusted ({why})",
+            hint="a self-signed certificate, or a proxy that inspects TLS (common on corporate "
+            "networks): trust its CA with --ca-bundle FILE (ca_bundle=), or use the OS trust "
+            "store with --trust system (trust='system'; pip install 'pkjwt[truststore]')",
+        )
+    if tls is not None:
+        return TransportError(
+            f"TLS handshake with {httpx.URL(url).host} failed ({tls.reason or type(tls).__name__})",
+            hint="check the URL's port and protocol (an http port reached with https?)",
+        )
     if isinstance(exc, httpx.TimeoutException):
         return TransportError(
             f"timed out talking to {url}",

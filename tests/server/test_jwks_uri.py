@@ -193,3 +193,36 @@ def test_jwks_cache_seconds_setting_reaches_the_fetcher(es256_key: Key) -> None:
     """jwks_cache_seconds is an accepted config key; it must not be silently ignored."""
     with _server(es256_key, "https://jwks.example/jwks", jwks_cache_seconds=[5, 10]) as srv:
         assert tuple(srv.state.fetcher.cache_bounds) == (5, 10)
+
+
+def test_a_jwks_uri_with_members_pkjwt_cannot_use_still_works(
+    es256_key: Key, rot_keys: list[Key], jwks_host: Callable[..., JwksHost], caplog: Any
+) -> None:
+    """Issue 9 item 3: an X25519 or post-quantum member used to fail the whole set."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="pkjwt.server")
+    odd = [
+        {"kty": "OKP", "crv": "X25519", "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo",
+         "kid": "x"},
+        {"kty": "AKP", "alg": "ML-DSA-44", "pub": "AAAA", "kid": "pq"},
+    ]  # fmt: skip
+    host = jwks_host({"keys": [*odd, rot_keys[0].public().public_jwk()]})
+    with _server(es256_key, host.url) as srv:
+        for _ in range(2):
+            response = srv.token(_uri_assertion(srv, rot_keys[0]))
+            assert response.status_code == 200, response.text
+    warnings = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert len(warnings) == 2  # one line per member, not one per request
+
+
+def test_inline_jwks_with_unusable_members_starts(es256_key: Key, caplog: Any) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="pkjwt.server")
+    odd = {"kty": "AKP", "alg": "ML-DSA-44", "pub": "AAAA", "kid": "pq"}
+    clients = [{"client_id": "mixed", "jwks": {"keys": [odd, es256_key.public().public_jwk()]}}]
+    with start("rfc7523bis", key=es256_key, clients=clients) as srv:
+        assertion = srv.assertion(iss="mixed", sub="mixed")
+        assert srv.token(assertion).status_code == 200
+    assert any("mixed: JWKS member pq ignored" in r.getMessage() for r in caplog.records)

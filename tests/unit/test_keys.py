@@ -728,3 +728,13 @@ def test_invalid_client_text() -> None:
     exc = InvalidClient("sig failed", status=400)
     assert exc.error == "invalid_client"
     assert str(exc) == "HTTP 400 invalid_client: sig failed"
+
+
+def test_no_permission_warning_for_a_file_that_is_not_a_key(tmp_path: Path) -> None:
+    """Issue 9: the warning fired on a world-readable file that was then refused as a non-key:
+    two messages about one mistake, the first one wrong."""
+    path = write_file(tmp_path / "notes.txt", b"-----BEGIN PRIVATE KEY-----\nnot base64\n", 0o644)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(KeyLoadError):
+            load_key(path)

@@ -35,8 +35,8 @@ def command(
 
     \b
     Example:
-      pkjwt call GET https://int.api.service.nhs.uk/hello-world/hello/application -p int
-      pkjwt call POST https://api.example.com/things -p dev -d @thing.json \\
+      pkjwt call GET https://int.api.service.nhs.uk/hello-world/hello/application -s int
+      pkjwt call POST https://api.example.com/things -s dev -d @thing.json \\
           -H 'Content-Type: application/json'
     """
     settings = settings_from(kwargs)

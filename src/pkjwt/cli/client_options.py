@@ -9,23 +9,29 @@ from typing import Any, TypeVar
 import click
 
 from ..client import TokenClient
-from ..config import ClientSettings, resolve_settings
+from ..config import ClientSettings, resolve_with_sources, section_names
 from ..errors import ConfigError
-from ..profiles import PROFILES
+from ..profiles import PROFILES, get_profile
 from ..stores import FileStore
 from .common import load_cli_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS = [
-    click.option("-p", "--use", "use", metavar="NAME", help="Named section of the config file."),
+    click.option(
+        "-s", "--section", metavar="NAME", help="A [sections.NAME] table of the config file."
+    ),
+    # 0.1's spelling: "-p" read as --profile to everyone, so it became --section
+    click.option("-p", "--use", "use", metavar="NAME", hidden=True),
     click.option("--token-url", help="Token endpoint URL."),
     click.option("--issuer", help="Issuer URL (metadata is discovered)."),
     click.option("--client-id", help="Client id (NHS: the app's API key)."),
     click.option("--key", help="Private key file, or env:VAR holding PEM/JWK text."),
     click.option("--kid", help="Key id registered in your JWKS."),
     click.option("--alg", help="Signing algorithm (default: the profile's, else the key's)."),
-    click.option("--profile", type=click.Choice(list(PROFILES)), help="Assertion profile."),
+    click.option(
+        "--profile", metavar="|".join(PROFILES), help="Assertion profile (what the JWT says)."
+    ),
     click.option("--scope", help="Scope to request (space-separated)."),
     click.option("--resource", help="Resource indicator (RFC 8707)."),
     click.option("--audience", help="Explicit assertion aud."),
@@ -40,8 +46,26 @@ _OPTIONS = [
         ),
         help="Client authentication method (default: private_key_jwt with --key).",
     ),
-    click.option("--timeout", type=float, help="Seconds per request (default 30)."),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(0, 600, min_open=True),
+        help="Seconds per request (default 30).",
+    ),
+    click.option("--ca-bundle", help="PEM file of extra CAs to trust (a TLS-inspecting proxy's)."),
+    click.option(
+        "--trust",
+        type=click.Choice(["certifi", "system"]),
+        help="TLS trust store: certifi (default) or system (the OS's; needs pkjwt[truststore]).",
+    ),
     click.option("--no-cache", is_flag=True, help="Do not read or write the token cache."),
+    click.option(
+        "--jwks",
+        metavar="FILE|URL",
+        help="The JWKS registered for this client at the server (--explain checks against it).",
+    ),
+    click.option(
+        "-v", "--verbose", is_flag=True, help="Say where each setting came from (never a secret)."
+    ),
 ]
 
 
@@ -52,14 +76,38 @@ def client_options(func: F) -> F:
 
 
 def settings_from(kwargs: dict[str, Any]) -> ClientSettings:
+    section = kwargs.pop("section", None)
     use = kwargs.pop("use", None)
-    settings = resolve_settings(kwargs, use)
+    verbose = kwargs.pop("verbose", False)
+    if use is not None:
+        click.echo(
+            "warning: -p/--use is now -s/--section (--profile is the assertion profile)", err=True
+        )
+        section = section or use
+    profile = kwargs.get("profile")
+    if profile is not None and profile not in PROFILES:
+        hint = "choose one of " + ", ".join(PROFILES)
+        if profile in section_names():
+            hint = f"{profile!r} is a config section: pass --section {profile}"
+        raise ConfigError(f"unknown assertion profile {profile!r}", hint=hint)
+    settings, sources = resolve_with_sources(kwargs, section)
+    if verbose:
+        show_sources(settings, sources)
     missing = settings.missing()
     if missing:
         raise click.UsageError(
-            "missing " + ", ".join(missing) + " (as flags, PKJWT_* variables, or -p NAME)"
+            "missing " + ", ".join(missing) + " (as flags, PKJWT_* variables, or --section NAME)"
         )
     return settings
+
+
+def show_sources(settings: ClientSettings, sources: dict[str, str]) -> None:
+    """Each setting and where it came from, on stderr; values that name secrets are shown only
+    as the variable that holds them."""
+    click.echo("settings (flags > PKJWT_* variables > config section > [default]):", err=True)
+    for name, where in sorted(sources.items()):
+        value = getattr(settings, name)
+        click.echo(f"  {name:<18} {value!s:<48} from {where}", err=True)
 
 
 def build_client(settings: ClientSettings, *, cache: bool) -> TokenClient:
@@ -82,10 +130,12 @@ def build_client(settings: ClientSettings, *, cache: bool) -> TokenClient:
         key=key,
         client_secret=secret,
         auth_method=settings.auth_method,  # type: ignore[arg-type]
-        profile=settings.profile,
+        profile=get_profile(settings.profile) if settings.profile else None,
         scope=settings.scope,
         resource=settings.resource,
         audience=settings.audience,
         timeout=settings.timeout or 30.0,
+        ca_bundle=settings.ca_bundle,
+        trust="system" if settings.trust == "system" else "certifi",
         store=FileStore() if cache else None,
     )

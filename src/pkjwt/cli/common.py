@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, KeyLoadError
-from ..keys import Key, load_key
+from ..keys import Key, load_jwks, load_key
 
 PASSWORD_ENV = "PKJWT_KEY_PASSWORD"
 
@@ -43,12 +43,39 @@ def load_cli_key(
     if password_env and password is None:
         raise KeyLoadError(f"environment variable {password_env} (the key password) is not set")
     try:
-        return load_key(source, password=password, kid=kid, alg=alg, env=env_name)
+        key = load_key(source, password=password, kid=kid, alg=alg, env=env_name)
     except KeyLoadError as exc:
         if "no password was given" not in exc.message or not sys.stdin.isatty():
             raise
-    password = click.prompt("Key password", hide_input=True, err=True)
-    return load_key(source, password=password, kid=kid, alg=alg, env=env_name)
+        password = click.prompt("Key password", hide_input=True, err=True)
+        key = load_key(source, password=password, kid=kid, alg=alg, env=env_name)
+    if alg is None and env_name is None and not key.alg_pinned:
+        key = _alg_from_published_jwks(key, Path(spec))
+    return key
+
+
+#: where keygen's JWKS usually sits beside the key: the published alg is the one to sign with
+_JWKS_NAMES = ("jwks.json", "{stem}.jwks.json", "{stem}.json")
+
+
+def _alg_from_published_jwks(key: Key, key_path: Path) -> Key:
+    """A PEM file does not say which alg it was made for (RS512 and RS256 keys look alike);
+    the JWKS published next to it (``pkjwt keygen --jwks``) does. Pin that one, and say so."""
+    for pattern in _JWKS_NAMES:
+        candidate = key_path.with_name(pattern.format(stem=key_path.stem))
+        if candidate == key_path or not candidate.is_file():
+            continue
+        try:
+            published = load_jwks(candidate)
+        except KeyLoadError:
+            continue
+        for jwk in published.keys:
+            if jwk.alg_pinned and jwk.thumbprint() == key.thumbprint():
+                err(
+                    f"note: signing with {jwk.alg}, the alg {candidate.name} publishes for this key"
+                )
+                return key.with_alg(jwk.alg)
+    return key
 
 
 def write_file(path: Path, data: bytes, *, force: bool, mode: int) -> None:

@@ -91,6 +91,8 @@ def command(
     jwt = _bare_jwt(jwt)
     prof = get_profile(profile) if profile else guess_profile(jwt)
     keys = load_jwks(jwks_path) if jwks_path else None
+    for name, why in keys.ignored if keys is not None else ():
+        click.echo(f"note: {jwks_path}: member {name} ignored ({why})", err=True)
     report = diagnose(
         jwt, profile=prof, token_url=token_url, issuer=issuer, jwks=keys, client_id=client_id
     )

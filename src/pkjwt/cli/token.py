@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ..client import TokenClient
+from ..config import ClientSettings
 from ..doctor import diagnose
-from ..errors import InvalidClient, InvalidRequest, OAuthError
+from ..errors import ConfigError, CredentialsRejected, InvalidRequest, KeyLoadError, OAuthError
+from ..keys import KeySet, load_jwks
 from .client_options import build_client, client_options, settings_from
 from .common import echo_json, err
 from .doctor import render_report
@@ -30,13 +33,14 @@ def command(as_json: bool, explain: bool, no_cache: bool, **kwargs: Any) -> None
     Tokens are cached (0600 files in the user cache dir) and shared by concurrent runs until
     shortly before they expire. Settings come from flags, PKJWT_* variables (PKJWT_TOKEN_URL,
     PKJWT_CLIENT_ID, PKJWT_KEY, PKJWT_KID, PKJWT_PROFILE, ...) or a section of the config file
-    ($PKJWT_CONFIG, default ~/.config/pkjwt/config.toml) chosen with -p NAME.
+    ($PKJWT_CONFIG, default ~/.config/pkjwt/config.toml) chosen with -s NAME; -v shows
+    where each setting came from.
 
     \b
     Example:
       export TOKEN=$(pkjwt token --token-url https://int.api.service.nhs.uk/oauth2/token \\
           --client-id "$API_KEY" --key test-1.pem --kid test-1 --profile nhs)
-      pkjwt token -p int --json
+      pkjwt token -s int --json
     """
     settings = settings_from(kwargs)
     client = build_client(settings, cache=not no_cache)
@@ -44,9 +48,9 @@ def command(as_json: bool, explain: bool, no_cache: bool, **kwargs: Any) -> None
     started = time.time()
     try:
         token = client.get_token()
-    except (InvalidClient, InvalidRequest) as exc:
+    except (CredentialsRejected, InvalidRequest) as exc:
         if explain:
-            _explain(client, exc)
+            _explain(client, exc, settings)
         raise
     finally:
         client.close()
@@ -69,7 +73,7 @@ def command(as_json: bool, explain: bool, no_cache: bool, **kwargs: Any) -> None
         click.echo(token.access_token)
 
 
-def _explain(client: TokenClient, exc: OAuthError) -> None:
+def _explain(client: TokenClient, exc: OAuthError, settings: ClientSettings) -> None:
     plan = client.assertion_plan()
     if plan is None:
         err(f"no assertion to explain: this client authenticates with {client.auth_method}")
@@ -79,15 +83,18 @@ def _explain(client: TokenClient, exc: OAuthError) -> None:
     shape = plan.profile
     metadata = plan.metadata
     server_profile = metadata.raw.get("pkjwt_profile") if metadata is not None else None
+    registered = _registered_jwks(settings) if settings.jwks else None
+    if registered is not None and plan.public_keys is not None:
+        _compare_with_registration(plan.public_keys, registered, plan.kid)
     report = diagnose(
         assertion,
         profile=shape,
         token_url=plan.token_url,
         issuer=plan.issuer,
         client_id=client.client_id,
-        # the client's own public key: checks the signature, alg and kid are self-consistent
-        # (whether the server registered that key is for the server to say)
-        jwks=plan.public_keys,
+        # the registered JWKS when given (what the server checks with); else the client's own
+        # public key, which checks only that the signature, alg and kid are self-consistent
+        jwks=registered if registered is not None else plan.public_keys,
     )
     render_report(report, shape.name, err=True)
     named = exc.description or ""
@@ -106,4 +113,49 @@ def _explain(client: TokenClient, exc: OAuthError) -> None:
             "every rule the client can check passes: the usual remaining causes are a kid or "
             "public key not registered (or not yet visible: JWKS caches), the wrong environment's "
             "API key, or the wrong private key for the registered kid"
+        )
+
+
+def _registered_jwks(settings: ClientSettings) -> KeySet:
+    """The JWKS given with --jwks: a file, or a URL fetched once (with the same TLS trust)."""
+    source = settings.jwks
+    assert source is not None
+    if "://" not in source:
+        try:
+            return load_jwks(Path(source))
+        except KeyLoadError as exc:
+            raise ConfigError(f"--jwks {source}: {exc.message}", hint=exc.hint) from None
+    import httpx
+
+    from ..transport import tls_context
+    from ..urls import endpoint_url
+
+    endpoint_url(source, "--jwks URL")
+    verify = tls_context("system" if settings.trust == "system" else "certifi", settings.ca_bundle)
+    try:
+        response = httpx.get(source, timeout=settings.timeout or 30.0, verify=verify)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"--jwks {source}: cannot fetch it ({type(exc).__name__})") from None
+    if response.status_code != 200 or len(response.content) > 1 << 20:
+        raise ConfigError(f"--jwks {source}: HTTP {response.status_code}, not a JWKS")
+    try:
+        return load_jwks(response.content)
+    except KeyLoadError as exc:
+        raise ConfigError(f"--jwks {source}: {exc.message}", hint=exc.hint) from None
+
+
+def _compare_with_registration(own: KeySet, registered: KeySet, kid: str | None) -> None:
+    """Say plainly when the key we sign with is not the one registered under our kid."""
+    mine = own.keys[0]
+    theirs = registered.get(kid)
+    if theirs is None:
+        err(
+            f"the registered JWKS has no key with kid {kid!r} (it has: "
+            f"{', '.join(registered.kids)}): register this key, or sign with a kid it has"
+        )
+    elif theirs.thumbprint() != mine.thumbprint():
+        err(
+            f"the registered JWKS's key {kid!r} is not this private key's public half "
+            f"(thumbprints {theirs.fingerprint} vs {mine.fingerprint}): a different key is "
+            "registered under this kid"
         )

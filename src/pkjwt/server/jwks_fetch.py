@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 import socket
 import time
@@ -33,6 +34,8 @@ from ..errors import KeyLoadError
 from ..keys import KeySet, load_jwks
 
 __all__ = ["JwksFetchError", "JwksFetcher"]
+
+log = logging.getLogger("pkjwt.server")
 
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)")
 #: zlib window sizes for the encodings a server may still send: gzip and (zlib) deflate
@@ -81,6 +84,7 @@ class JwksFetcher:
         self._cache: dict[str, _Cached] = {}
         self._failed: dict[str, _Failed] = {}
         self._inflight: dict[str, asyncio.Task[tuple[KeySet, int | None]]] = {}
+        self._told: set[tuple[str, str]] = set()
         self._http = httpx.AsyncClient(
             timeout=timeout,
             follow_redirects=False,
@@ -122,6 +126,10 @@ class JwksFetcher:
                 return cached.keys
             raise
         self._failed.pop(uri, None)
+        for name, why in keys.ignored:
+            if (uri, name) not in self._told:  # once per member, not once per request
+                self._told.add((uri, name))
+                log.warning("jwks_uri %s: member %s ignored (%s)", uri, name, why)
         low, high = self.cache_bounds
         ttl = min(max(max_age if max_age is not None else high, low), high)
         now = self._clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 
@@ -16,6 +17,8 @@ from .replay import ReplayGuard, ReplayStore
 __all__ = ["TOKEN_PATH", "ServerState"]
 
 TOKEN_PATH = "/oauth2/token"
+
+log = logging.getLogger("pkjwt.server")
 
 
 class ServerState:
@@ -61,6 +64,9 @@ class ServerState:
             clock=clock,
         )
         self.log = RequestLog(keep=record, clock=clock)
+        for client in config.clients:
+            for name, why in client.keys.ignored if client.keys is not None else ():
+                log.warning("client %s: JWKS member %s ignored (%s)", client.client_id, name, why)
 
     @property
     def requests(self) -> deque[RecordedRequest]:
