@@ -212,7 +212,7 @@ NHS_ASSERTION_ERRORS: tuple[NhsError | None, ...] = (
         400,
         "invalid_request",
         f"Missing or non-matching 'iss'/'sub' claims in {_P}",
-        ("iss.missing", "sub.missing", "iss_sub.mismatch"),
+        ("iss.missing", "sub.missing", "iss_sub.mismatch", "iss.length"),
         ("non-matching 'iss'",),
         "set both iss and sub to your application's API key",
         "claims.js check 7: !iss || !sub || iss != sub",

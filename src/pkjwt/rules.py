@@ -153,6 +153,9 @@ class Report:
     def failed(self, code: str) -> bool:
         return any(f.code == code and f.verdict is Verdict.FAIL for f in self.findings)
 
+    def passed(self, code: str) -> bool:
+        return any(f.code == code and f.verdict is Verdict.PASS for f in self.findings)
+
 
 # -- helpers --------------------------------------------------------------------------------------
 
@@ -445,6 +448,9 @@ def _r12_typ(s: _State) -> Finding:
 # -- R13: iss and sub -----------------------------------------------------------------------------
 
 
+_MAX_CLIENT_ID = 256
+
+
 def _r13_iss_sub(s: _State) -> Finding:
     claims = s.jwt.claims
     iss = claims.get("iss", _MISSING)
@@ -461,6 +467,11 @@ def _r13_iss_sub(s: _State) -> Finding:
             got,
             "set sub to your client_id as well (the NHS platform requires both iss and sub)",
         )
+    if len(iss) > _MAX_CLIENT_ID or len(sub) > _MAX_CLIENT_ID:
+        # no client id is this long; a bound keeps what an unauthenticated caller can make the
+        # server remember (a jti is recorded per sub) small
+        length = f"{max(len(iss), len(sub))} chars"
+        return _fail("R13", "iss.length", f"iss/sub of at most {_MAX_CLIENT_ID} chars", length)
     if iss != sub:
         return _fail("R13", "iss_sub.mismatch", expected, got, "iss and sub must be equal")
     if s.ctx.client_id is not None and iss != s.ctx.client_id:
@@ -665,12 +676,19 @@ def _r18_jti(s: _State) -> Finding:
     return _pass("R18", "jti.ok", "jti, a unique string", _show(jti, 40))
 
 
-def replay_entry(jwt: DecodedJWT, ctx: RuleContext) -> tuple[str, str, float]:
+def replay_entry(
+    jwt: DecodedJWT, ctx: RuleContext, *, verified: bool = True
+) -> tuple[str, str, float]:
     """What R19 records: (client_id, jti, until). ``until`` is when the jti may be forgotten:
-    past ``exp`` plus the skew, and never before the profile's jti memory ends."""
+    past ``exp`` plus the skew, and never before the profile's jti memory ends. An assertion
+    whose signature was not verified (recorded early, as the NHS platform does) is remembered
+    only until it expires: past ``exp`` it fails as expired before its jti is looked at, and
+    an unauthenticated caller cannot make the server remember anything for 30 days."""
     claims = jwt.claims
     profile = ctx.profile
-    until = max(float(claims["exp"]) + profile.skew, ctx.now + profile.jti_memory)
+    until = float(claims["exp"]) + profile.skew
+    if verified:
+        until = max(until, ctx.now + profile.jti_memory)
     return str(claims.get("sub")), str(claims["jti"]), until
 
 

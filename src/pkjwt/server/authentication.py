@@ -152,8 +152,11 @@ class ClientAuthenticator:
         if missing_keys is not None:
             failures.append(missing_keys)
             failures.sort(key=_rule_order)  # R9/R10 among the others, in table order
-        if dialect.may_record_jti(failures):
-            fresh = await self.replay.add(*replay_entry(jwt, ctx))
+        # an unknown sub records nothing (no store grows for a client that does not exist);
+        # a known client's assertion whose signature did not verify, only until it expires
+        if client is not None and dialect.may_record_jti(failures):
+            verified = report.passed("signature.valid")
+            fresh = await self.replay.add(*replay_entry(jwt, ctx, verified=verified))
             recorded = replay_verdict(jwt, fresh)
             report = Report((*report.findings, recorded), report.header, report.claims)
             if recorded.verdict is Verdict.FAIL:
