@@ -19,6 +19,7 @@ from pkjwt.server.replay import RedisReplayStore, describe_store, open_replay_st
 from pkjwt.server.run import run_in_thread
 
 from .conftest import JWT_BEARER
+from .redis_fixture import redis_server
 
 
 @pytest.fixture
@@ -164,3 +165,31 @@ def test_redis_gone_mid_run_answers_503_and_accepts_nothing(es256_key: Key) -> N
 def test_a_redis_password_stays_out_of_the_config_repr() -> None:
     config = parse_config({"replay_store": "redis://:hunter2@127.0.0.1:6379/0"})
     assert "hunter2" not in repr(config)
+
+
+def test_a_redis_without_persistence_is_named_at_start(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 10 item 9: the tests' redis-server runs with no RDB and no AOF, so a restart would
+    forget every jti; the server says so when it opens the store, and in its start banner."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="pkjwt.server")
+    store = RedisReplayStore(redis_url)
+    try:
+        assert store.persistent is False
+        assert "no persistence" in describe_store(store)
+        assert any("has no persistence" in r.getMessage() for r in caplog.records)
+    finally:
+        store.close()
+
+
+def test_a_redis_with_an_append_only_file_is_persistent(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as (_, url):
+        raw = redis.Redis.from_url(url)
+        raw.config_set("appendonly", "yes")
+        raw.close()
+        store = RedisReplayStore(url)
+        assert store.persistent is True
+        assert "no persistence" not in describe_store(store)
+        store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from ...store_url import redacted_url
 from .base import blob, replay_key
 
 __all__ = ["RedisReplayStore"]
+
+log = logging.getLogger("pkjwt.server")
 
 
 class RedisReplayStore:
@@ -44,6 +47,15 @@ class RedisReplayStore:
         if client is None:
             client = connect_redis(url, timeout=timeout, what="replay store")
         self._redis = client
+        #: whether this Redis keeps its data over a restart (RDB snapshots or AOF); None when
+        #: it would not say (CONFIG is often forbidden to application users)
+        self.persistent = _persistence(client) if client is not None else None
+        if self.persistent is False:
+            log.warning(
+                "replay store %s has no persistence (no RDB snapshots, no AOF): a Redis restart "
+                "forgets every jti and reopens the replay window; enable appendonly or save",
+                redacted_url(url),
+            )
 
     def __repr__(self) -> str:
         return f"RedisReplayStore({redacted_url(self.url)!r})"
@@ -62,4 +74,16 @@ class RedisReplayStore:
         self._redis.close()
 
     def describe(self) -> str:
-        return f"redis {redacted_url(self.url)} (shared by every server using it)"
+        note = ", no persistence: a restart forgets the jtis" if self.persistent is False else ""
+        return f"redis {redacted_url(self.url)} (shared by every server using it{note})"
+
+
+def _persistence(client: Any) -> bool | None:
+    """True if Redis snapshots or logs its data, False if neither, None if it will not say."""
+    try:
+        if int(client.info("persistence").get("aof_enabled", 0)):
+            return True
+        save = client.config_get("save").get("save", "")
+    except Exception:  # no CONFIG permission, an old server, a stand-in client in tests
+        return None
+    return bool(str(save).strip())

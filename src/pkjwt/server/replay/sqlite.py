@@ -48,7 +48,10 @@ class SqliteReplayStore:
       a pending list; a flusher thread writes the batch with one ``executemany`` and one commit
       every ``commit_interval`` seconds (measured under load: an insert per request cost as much
       as all the other rules). The process must be the file's only user, and an exclusive lock
-      on ``PATH.lock`` makes sure of it. A process crash forgets at most the last interval.
+      on ``PATH.lock`` makes sure of it. A process crash forgets the jtis accepted since the
+      last completed commit: the last interval, plus the batch in flight when it dies mid-commit
+      (``python -m benchmarks.crash_window`` measures the window: it is the interval plus one
+      commit's duration, not the interval alone).
     * ``0``, shared: every new pair is written and committed before the answer, inside SQLite's
       writer lock, after reading the rows other processes appended: any number of processes
       may share the file (each holds a shared lock on ``PATH.lock``), and a replay sent to
