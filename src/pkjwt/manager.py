@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import random
 import threading
@@ -22,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from typing import Any
 
+from .errors import OAuthError, PkjwtError, TransportError
 from .flow import Call, arun, run
 from .refresh import Entry, RefreshPolicy
 from .single_flight import Flight, SingleFlight
@@ -67,9 +69,14 @@ class TokenManager:
         retry_backoff: float = 5.0,
         rng: random.Random | None = None,
         policy: RefreshPolicy | None = None,
+        schedule: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self._clock = clock
+        # schedules run on a monotonic clock: a wall clock stepped back an hour must not keep
+        # serving a token the server has expired (tests that inject a clock drive both)
+        self._schedule = schedule or (time.monotonic if clock is time.time else clock)
+        self._failures: dict[CacheKey, tuple[float, BaseException]] = {}
         self.policy = policy or RefreshPolicy(
             window=refresh_window,
             leeway=expiry_leeway,
@@ -88,7 +95,7 @@ class TokenManager:
     def peek(self, key: CacheKey) -> Token | None:
         """The cached token for ``key`` if it can still be used, without fetching."""
         entry = self._entries.get(key)
-        if entry is not None and self._clock() < entry.usable_until:
+        if entry is not None and self._schedule() < entry.usable_until:
             return entry.token
         return None
 
@@ -111,7 +118,7 @@ class TokenManager:
     ) -> Token:
         """The token for ``key``; ``fetch`` runs at most once at a time per key."""
         entry = self._entries.get(key)
-        now = self._clock()
+        now = self._schedule()
         if entry is not None and not force and now < entry.refresh_at:
             return entry.token  # the hot path
         token, flight, owner = self._claim(key, entry, now, force, stale, self._thread(key, fetch))
@@ -136,7 +143,7 @@ class TokenManager:
         timeout of its own), the fetch still completes for everyone else waiting on it.
         """
         entry = self._entries.get(key)
-        now = self._clock()
+        now = self._schedule()
         if entry is not None and not force and now < entry.refresh_at:
             return entry.token
         background = self._task(key, fetch)
@@ -218,9 +225,24 @@ class TokenManager:
             if flight is not None:
                 background(flight)
             return entry.token, None, False
+        failed = self._failures.get(key)
+        if failed is not None and now < failed[0]:
+            raise _remembered(failed[1], failed[0] - now)
         return self._flights.join(
             key, lambda: self._fresh_enough(self._entries.get(key), now, force, stale)
         )
+
+    def _entry(self, token: Token) -> Entry:
+        return self.policy.entry(token, self._clock(), self._schedule())
+
+    def _cooldown(self, error: BaseException) -> float:
+        """How long a failure that may pass is answered from memory: the policy's cooldown, or
+        the server's Retry-After when it asked for longer (bounded: a minute)."""
+        retry_after = getattr(error, "retry_after", None)
+        wait = self.policy.failure_cooldown
+        if isinstance(retry_after, int | float) and retry_after > wait:
+            wait = min(float(retry_after), 60.0)
+        return wait
 
     def _fresh_enough(
         self, entry: Entry | None, now: float, force: bool, stale: Token | None
@@ -286,7 +308,7 @@ class TokenManager:
             return None
         if token is None:
             return None
-        if self._clock() >= self.policy.entry(token).refresh_at:
+        if self._entry(token).refresh_at <= self._schedule():
             return None
         return token
 
@@ -300,9 +322,12 @@ class TokenManager:
     ) -> None:
         def record() -> None:
             if token is not None:
-                self._entries[key] = self.policy.entry(token)
+                self._entries[key] = self._entry(token)
+                self._failures.pop(key, None)
             elif background and (entry := self._entries.get(key)) is not None:
-                entry.retry_at = self._clock() + self.policy.backoff
+                entry.retry_at = self._schedule() + self.policy.backoff
+            elif error is not None and _passing(error):
+                self._failures[key] = (self._schedule() + self._cooldown(error), error)
 
         self._flights.land(key, flight, token, error, record)
         if error is not None and background:
@@ -310,3 +335,20 @@ class TokenManager:
                 "background token refresh failed (%s); the current token keeps serving",
                 type(error).__name__,
             )
+
+
+def _passing(error: BaseException) -> bool:
+    """A failure that may pass by itself (the endpoint unreachable, a 5xx, a 429): worth
+    remembering for a moment, unlike a refusal, which a retry would not change."""
+    if isinstance(error, TransportError):
+        return True
+    return isinstance(error, OAuthError) and error.retryable
+
+
+def _remembered(error: BaseException, left: float) -> BaseException:
+    """A copy of a remembered failure, saying it is one (each caller gets its own object)."""
+    again = copy.copy(error)
+    if isinstance(again, PkjwtError):
+        note = f"the last fetch failed this way {left:.0f} s before the next is allowed"
+        again.hint = f"{again.hint}; {note}" if again.hint else note
+    return again

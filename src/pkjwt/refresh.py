@@ -23,7 +23,8 @@ __all__ = ["Entry", "RefreshPolicy"]
 
 @dataclass(slots=True)
 class Entry:
-    """A cached token and its schedule (absolute epoch seconds). ``retry_at`` is set after a
+    """A cached token and its schedule, on the manager's schedule clock (monotonic, so a wall
+    clock stepped back cannot keep an expired token in service). ``retry_at`` is set after a
     failed background refresh: no new one starts before it."""
 
     token: Token
@@ -42,13 +43,21 @@ class RefreshPolicy:
     window: tuple[float, float] = (0.70, 0.85)
     leeway: float = 30.0
     backoff: float = 5.0
+    #: after a fetch failed for a reason that may pass (the server down, a 5xx, a 429), how
+    #: long callers get that failure at once instead of each starting a new burst of retries
+    failure_cooldown: float = 5.0
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
-    def entry(self, token: Token) -> Entry:
-        """The cache entry for a token just obtained (or read from a shared store)."""
+    def entry(
+        self, token: Token, wall: float | None = None, schedule: float | None = None
+    ) -> Entry:
+        """The cache entry for a token just obtained (or read from a shared store). ``wall``
+        is the epoch time now and ``schedule`` the schedule clock's reading at the same moment
+        (omitted: both epoch time, the token's own clock)."""
         lifetime = max(0.0, token.expires_at - token.obtained_at)
         leeway = min(self.leeway, lifetime * 0.1)
         usable_until = token.expires_at - leeway
         refresh_at = token.obtained_at + lifetime * self.rng.uniform(*self.window)
+        shift = 0.0 if wall is None or schedule is None else schedule - wall
         # the hot path relies on refresh_at <= usable_until: serving before refresh_at is safe
-        return Entry(token, min(refresh_at, usable_until), usable_until)
+        return Entry(token, min(refresh_at, usable_until) + shift, usable_until + shift)

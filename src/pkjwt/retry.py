@@ -38,9 +38,10 @@ class RetryPolicy:
         if attempt >= self.attempts or not self.retryable(exc):
             return None
         retry_after = exc.retry_after if isinstance(exc, OAuthError) else None
-        if retry_after is not None:
-            if retry_after > self.max_retry_after:
-                return None
-            return retry_after
+        if retry_after is not None and retry_after > self.max_retry_after:
+            return None
         ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
-        return (rng or random).uniform(0, ceiling)
+        backoff = (rng or random).uniform(0, ceiling)
+        # Retry-After is a floor, not a licence: "0" (or a negative value, read as 0) must not
+        # turn the retries into a burst
+        return max(retry_after or 0.0, backoff)

@@ -150,7 +150,9 @@ class TokenEndpoint:
                 client_id=config.client_id,
                 profile=profile,
                 token_url=self.token_url,
-                issuer=config.issuer,
+                # the issuer as the server publishes it (RFC 8414 3.3), not as it was typed:
+                # a trailing slash of difference fails a server that compares aud exactly
+                issuer=self.metadata.issuer if self.metadata else config.issuer,
                 audience=config.audience,
                 metadata=self.metadata,
                 clock=self.now,

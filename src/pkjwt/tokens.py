@@ -117,11 +117,16 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        num = float(value)
+        try:
+            num = float(value)
+        except OverflowError:  # 10**400 is a JSON integer Python holds, and no float can
+            return None
     elif isinstance(value, str):
+        if len(value) > 64:  # a number this long is no lifetime (and float() of it is costly)
+            return None
         try:
             num = float(value.strip())
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     else:
         return None

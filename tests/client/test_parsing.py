@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -322,3 +323,35 @@ def test_other_refusals_are_not_credential_refusals(error, description):
 
     body = json.dumps({"error": error, "error_description": description}).encode()
     assert not isinstance(parse_error_response(400, {}, body, now=0), pkjwt.CredentialsRejected)
+
+
+@pytest.mark.parametrize("field", ["expires_in", "issued_at"])
+@pytest.mark.parametrize("value", ["1" + "0" * 400, 10**400, -(10**400), "1e400", "9" * 5000])
+def test_absurd_numbers_never_escape_as_overflow(field, value):
+    """Issue 10 item 12: 10**400 raised OverflowError (the CLI exited 70); a number no float
+    can hold is no lifetime: the short default applies."""
+    from pkjwt.tokens import DEFAULT_LIFETIME, parse_token_response
+
+    body = json.dumps({"access_token": "t", "token_type": "Bearer", field: value}).encode()
+    token = parse_token_response(200, {}, body, now=1000.0)
+    assert token.expires_at == pytest.approx(1000.0 + DEFAULT_LIFETIME)
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10),
+                                                                       children, max_size=4),
+    max_leaves=20,
+))  # fmt: skip
+@settings(max_examples=300, deadline=None)
+def test_any_json_body_is_a_token_or_a_typed_error(data):
+    from pkjwt.errors import PkjwtError
+    from pkjwt.tokens import parse_token_response
+
+    for status in (200, 400, 401, 503):
+        try:
+            body = json.dumps(data).encode()
+        except ValueError:
+            return
+        with contextlib.suppress(PkjwtError):
+            parse_token_response(status, {}, body, now=1000.0)
