@@ -70,7 +70,9 @@ class TokenClient:
     * ``scope``, ``resource`` (RFC 8707; several allowed), ``audience`` (an explicit assertion
       ``aud``), ``extra_params`` (more form fields): what the token request asks for; all of
       them are part of the cache key.
-    * ``timeout``: seconds per HTTP request (default 30; the NHS recommends 15-30).
+    * ``timeout``: seconds a token fetch may take in all (default 30; the NHS recommends
+      15-30): each attempt, its response included, gets what is left of it, and a retry whose
+      wait would not fit is not made. A server that dribbles its answer is cut off at it.
     * ``ca_bundle`` / ``trust``: TLS trust. A PEM file of extra CAs (a TLS-inspecting proxy's,
       a development server's), and ``"certifi"`` (default) or ``"system"`` for the OS trust
       store (``pip install 'pkjwt[truststore]'``).
@@ -135,6 +137,7 @@ class TokenClient:
             profile=get_profile(profile) if profile is not None else None,
             default_lifetime=default_lifetime,
             retry=retry or RetryPolicy(),
+            timeout=timeout,
         )
         shared = self.manager.store
         # the profile a server took is remembered where tokens are (a store's notes)

@@ -42,6 +42,8 @@ class Send:
     url: str
     headers: Mapping[str, str]
     body: bytes | None = None
+    #: seconds the whole exchange may take, response body included (None: the transport's)
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,9 @@ class EndpointConfig:
     profile: Profile | None
     default_lifetime: float
     retry: RetryPolicy
+    #: seconds one token fetch may take in all: every attempt, response included, and the
+    #: waits between them
+    timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class TokenEndpoint:
         self._clock = clock
         #: where the profile that worked is remembered beyond this object (the token store)
         self._notes = notes
+        self._deadline = float("inf")
         self._recalled = False
         self._warned_clock = False
         #: the method builds its assertion here, so a refusal may be about its aud or times
@@ -246,13 +250,14 @@ class TokenEndpoint:
         profile = self.choose_profile()[0]
         fell_back = skew_retried = False
         attempt = 0
+        self._deadline = self._clock() + self.config.timeout
         while True:
             attempt += 1
             # fresh credentials (a new jti) on every attempt
             credentials = yield from self.auth.credentials(self.context(profile))
             headers, body = self._request(credentials)
             try:
-                reply: Reply = yield Send("POST", token_url, headers, body)
+                reply: Reply = yield Send("POST", token_url, headers, body, self._left())
             except TransportError as exc:
                 yield from self._backoff(attempt, exc, f"token request failed ({exc.message})")
                 continue
@@ -318,10 +323,19 @@ class TokenEndpoint:
             and exc.error == "invalid_client"
         )
 
+    def _left(self) -> float:
+        """Seconds left of this fetch's timeout (the last attempt gets what remains)."""
+        return max(0.001, self._deadline - self._clock())
+
     def _backoff(self, attempt: int, exc: PkjwtError, what: str | None = None) -> Flow[None]:
-        """Sleep before the next attempt, or raise ``exc`` when the retry policy says stop."""
+        """Sleep before the next attempt, or raise ``exc`` when the retry policy says stop or
+        the wait would not leave the next attempt any time within the timeout."""
         delay = self.config.retry.delay(attempt, exc)
         if delay is None:
+            raise exc
+        if delay >= self._deadline - self._clock():
+            note = f"no time left for another attempt within the {self.config.timeout:g} s timeout"
+            exc.hint = f"{exc.hint}; {note}" if exc.hint else note
             raise exc
         if what is not None:
             log.info("%s; retrying in %.2f s", what, delay)

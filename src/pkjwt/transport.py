@@ -9,6 +9,7 @@ names the URL and never the request body (it carries the client assertion or sec
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import ssl
 import threading
@@ -17,7 +18,8 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from .errors import ConfigError, TransportError, missing_extra
+from ._bounded import BodyTooLarge, BoundedBody
+from .errors import ConfigError, TokenResponseError, TransportError, missing_extra
 from .flow import Action, Call, Flow, Reply, Send, Sign, Sleep, arun, run
 from .signing import asign
 
@@ -57,6 +59,7 @@ class HttpTransport:
         self._own_ahttp = async_http_client is None
         self._ahttp_loop: asyncio.AbstractEventLoop | None = None
         self._http_lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- drivers ----------------------------------------------------------------------------------
     def run(self, flow: Flow[T]) -> T:
@@ -84,20 +87,61 @@ class HttpTransport:
         return await self._asleep(action.seconds)
 
     def _send(self, action: Send) -> Reply:
+        """One exchange within ``action.timeout`` in total. A blocking socket cannot be given
+        a deadline for a whole response (each read restarts its timer: a server sending a byte
+        a second keeps it alive), so the exchange runs on a worker thread and this one waits
+        at most the budget; past it, the connection is closed under the worker."""
         sent = self._clock()
+        budget = action.timeout or self.timeout
+        future = self._worker().submit(self._exchange, self._sync_http(), action)
         try:
-            resp = self._sync_http().request(action.method, action.url, **_options(action))
+            status, headers, body = future.result(timeout=budget)
+        except concurrent.futures.TimeoutError:
+            self._drop_sync_http()
+            raise _too_slow(action.url, budget) from None
         except httpx.HTTPError as exc:
             raise _transport_error(action.url, exc) from None
-        return _reply(resp, sent, self._clock())
+        return Reply(status, headers, body, sent, self._clock())
+
+    @staticmethod
+    def _exchange(client: httpx.Client, action: Send) -> tuple[int, httpx.Headers, bytes]:
+        with client.stream(action.method, action.url, **_options(action)) as response:
+            body = _bounded(action.url, response.headers)
+            for chunk in response.iter_raw():
+                _feed(action.url, body, chunk)
+            return response.status_code, response.headers, body.value()
 
     async def _asend(self, action: Send) -> Reply:
         sent = self._clock()
+        budget = action.timeout or self.timeout
+        client = self._async_http()
         try:
-            resp = await self._async_http().request(action.method, action.url, **_options(action))
+            async with asyncio.timeout(budget):
+                async with client.stream(action.method, action.url, **_options(action)) as r:
+                    body = _bounded(action.url, r.headers)
+                    async for chunk in r.aiter_raw():
+                        _feed(action.url, body, chunk)
+        except TimeoutError:
+            raise _too_slow(action.url, budget) from None
         except httpx.HTTPError as exc:
             raise _transport_error(action.url, exc) from None
-        return _reply(resp, sent, self._clock())
+        return Reply(r.status_code, r.headers, body.value(), sent, self._clock())
+
+    def _worker(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._http_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix="pkjwt-http"
+                )
+            return self._pool
+
+    def _drop_sync_http(self) -> None:
+        """Close the client a late exchange still uses (its worker then fails at once) and
+        start afresh next time; a client given by the caller is theirs to close."""
+        with self._http_lock:
+            if self._http is not None and self._own_http:
+                self._http.close()
+                self._http = None
 
     # -- httpx clients ----------------------------------------------------------------------------
     def _sync_http(self) -> httpx.Client:
@@ -126,6 +170,9 @@ class HttpTransport:
         if self._http is not None and self._own_http:
             self._http.close()
             self._http = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     async def aclose(self) -> None:
         """Close both clients this transport created."""
@@ -135,12 +182,38 @@ class HttpTransport:
             self._ahttp = None
 
 
+#: the largest response body read (a token response is a few kB; NHS's, under 200 bytes)
+MAX_RESPONSE = 1 << 20
+
+
 def _options(action: Send) -> dict[str, Any]:
-    return {"headers": dict(action.headers), "content": action.body}
+    # identity: a compressed body is inflated only within the cap (see pkjwt._bounded)
+    return {"headers": {"Accept-Encoding": "identity", **action.headers}, "content": action.body}
 
 
-def _reply(resp: httpx.Response, sent: float, received: float) -> Reply:
-    return Reply(resp.status_code, resp.headers, resp.content, sent, received)
+def _bounded(url: str, headers: httpx.Headers) -> BoundedBody:
+    try:
+        return BoundedBody(MAX_RESPONSE, headers.get("content-encoding"))
+    except BodyTooLarge as exc:
+        raise TokenResponseError(f"{url} answered with {exc}") from None
+
+
+def _feed(url: str, body: BoundedBody, chunk: bytes) -> None:
+    try:
+        body.feed(chunk)
+    except BodyTooLarge as exc:
+        raise TokenResponseError(
+            f"{url} answered with {exc}: not a token response",
+            hint="check the URL: a token response is a few kilobytes",
+        ) from None
+
+
+def _too_slow(url: str, budget: float) -> TransportError:
+    return TransportError(
+        f"timed out talking to {url}: no whole answer within {budget:g} s",
+        hint="the timeout bounds each attempt and all attempts together; the NHS recommends "
+        "15-30 s",
+    )
 
 
 Trust = Literal["certifi", "system"]

@@ -23,13 +23,13 @@ import logging
 import re
 import socket
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
+from .._bounded import BodyTooLarge, BoundedBody
 from ..errors import KeyLoadError
 from ..keys import KeySet, load_jwks
 
@@ -38,8 +38,6 @@ __all__ = ["JwksFetchError", "JwksFetcher"]
 log = logging.getLogger("pkjwt.server")
 
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)")
-#: zlib window sizes for the encodings a server may still send: gzip and (zlib) deflate
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class JwksFetchError(Exception):
@@ -166,18 +164,15 @@ class JwksFetcher:
         async with self._http.stream("GET", uri) as r:
             if r.status_code != 200:
                 raise JwksFetchError(f"jwks_uri answered HTTP {r.status_code}")
-            encoding = r.headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("identity", "", *_WBITS):
-                raise JwksFetchError(f"jwks_uri sent an unsupported encoding ({encoding[:20]})")
-            inflate = zlib.decompressobj(_WBITS[encoding]) if encoding in _WBITS else None
-            body = bytearray()
-            async for chunk in r.aiter_raw():
-                # inflate at most what still fits: a bomb stops at max_bytes + 1 bytes
-                room = self.max_bytes + 1 - len(body)
-                body += inflate.decompress(chunk, room) if inflate else chunk[:room]
-                if len(body) > self.max_bytes:
-                    raise JwksFetchError(f"JWKS larger than {self.max_bytes} bytes")
-            return bytes(body), r.headers.get("cache-control", "")
+            try:
+                body = BoundedBody(self.max_bytes, r.headers.get("content-encoding"))
+                async for chunk in r.aiter_raw():
+                    body.feed(chunk)
+            except BodyTooLarge as exc:
+                raise JwksFetchError(
+                    f"jwks_uri sent {exc} (JWKS larger than {self.max_bytes} bytes?)"
+                ) from None
+            return body.value(), r.headers.get("cache-control", "")
 
     @staticmethod
     async def _refuse_private(host: str, port: int) -> None:
