@@ -272,7 +272,7 @@ NHS_ASSERTION_ERRORS: tuple[NhsError | None, ...] = (
         401,
         "invalid_request",
         f"Missing or invalid 'aud' claim in {_P}",
-        ("aud.missing", "aud.wrong", "aud.array", "aud.token_endpoint"),
+        ("aud.missing", "aud.wrong", "aud.array", "aud.token_endpoint", "aud.foreign"),
         ("'aud' claim",),
         "aud must be exactly the token URL you POST to, e.g. "
         "https://int.api.service.nhs.uk/oauth2/token",

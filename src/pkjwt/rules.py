@@ -482,25 +482,60 @@ def _r13_iss_sub(s: _State) -> Finding:
 # -- R14: aud -------------------------------------------------------------------------------------
 
 
+def _aud_token_endpoint(aud: Any, issuer: str | None, token_url: str | None) -> Finding:
+    """The NHS platform's rule: exactly the token URL, character for character."""
+    expected = f"aud = {token_url}" if token_url else "aud = the token endpoint URL"
+    hint = "aud must be the exact token URL you POST to, character for character"
+    if isinstance(aud, str) and issuer and aud == issuer:
+        hint += " (you sent the issuer; this server wants the token URL)"
+    if token_url is None:
+        if isinstance(aud, str) and aud:
+            return _skip("R14", "aud.value", "token URL not given; aud not compared")
+        return _fail("R14", "aud.missing", expected, _show(aud), hint)
+    if aud == token_url:
+        return _pass("R14", "aud.ok", expected, aud)
+    code = "aud.missing" if aud is _MISSING else "aud.wrong"
+    return _fail("R14", code, expected, _show(aud), hint)
+
+
+def _aud_strict(aud: Any, issuer: str | None, token_url: str | None) -> Finding:
+    """rfc7523bis and FAPI 2.0: the issuer, as a string, and nothing else."""
+    expected = f"aud = {issuer!r} (a string)"
+    if aud == issuer:
+        return _pass("R14", "aud.ok", expected, _show(aud))
+    if isinstance(aud, list) and aud == [issuer]:
+        return _fail(
+            "R14",
+            "aud.array",
+            expected,
+            _show(aud),
+            "send the issuer as a plain string, not a one-element array (OIDC errata 3)",
+        )
+    if token_url and (aud == token_url or (isinstance(aud, list) and token_url in aud)):
+        return _fail(
+            "R14",
+            "aud.token_endpoint",
+            expected,
+            _show(aud),
+            "since the 2025 audience-injection fixes this server wants the issuer "
+            "identifier in aud, not the token endpoint URL (use the rfc7523bis profile)",
+        )
+    return _fail(
+        "R14",
+        "aud.wrong",
+        expected,
+        _show(aud),
+        "aud must be the authorization server's issuer identifier (from its metadata)",
+    )
+
+
 def _r14_aud(s: _State) -> Finding:
     aud = s.jwt.claims.get("aud", _MISSING)
     ctx = s.ctx
     policy = ctx.profile.audience_policy
     issuer, token_url = ctx.issuer, ctx.token_endpoint
     if policy is AudiencePolicy.TOKEN_ENDPOINT:
-        expected = f"aud = {token_url}" if token_url else "aud = the token endpoint URL"
-        hint = "aud must be the exact token URL you POST to, character for character"
-        if isinstance(aud, str) and issuer and aud == issuer:
-            hint += " (you sent the issuer; this server wants the token URL)"
-        if token_url is None:
-            if isinstance(aud, str) and aud:
-                return _skip("R14", "aud.value", "token URL not given; aud not compared")
-            return _fail("R14", "aud.missing", expected, _show(aud), hint)
-        if aud == token_url:
-            return _pass("R14", "aud.ok", expected, aud)
-        code = "aud.missing" if aud is _MISSING else "aud.wrong"
-        return _fail("R14", code, expected, _show(aud), hint)
-
+        return _aud_token_endpoint(aud, issuer, token_url)
     if issuer is None and token_url is None:
         if isinstance(aud, str | list) and aud:
             return _skip("R14", "aud.value", "issuer not given; aud not compared")
@@ -508,33 +543,7 @@ def _r14_aud(s: _State) -> Finding:
     if aud is _MISSING:
         return _fail("R14", "aud.missing", f"aud = {issuer}", "(absent)")
     if policy is AudiencePolicy.STRICT:
-        expected = f"aud = {issuer!r} (a string)"
-        if aud == issuer:
-            return _pass("R14", "aud.ok", expected, _show(aud))
-        if isinstance(aud, list) and aud == [issuer]:
-            return _fail(
-                "R14",
-                "aud.array",
-                expected,
-                _show(aud),
-                "send the issuer as a plain string, not a one-element array (OIDC errata 3)",
-            )
-        if token_url and (aud == token_url or (isinstance(aud, list) and token_url in aud)):
-            return _fail(
-                "R14",
-                "aud.token_endpoint",
-                expected,
-                _show(aud),
-                "since the 2025 audience-injection fixes this server wants the issuer "
-                "identifier in aud, not the token endpoint URL (use the rfc7523bis profile)",
-            )
-        return _fail(
-            "R14",
-            "aud.wrong",
-            expected,
-            _show(aud),
-            "aud must be the authorization server's issuer identifier (from its metadata)",
-        )
+        return _aud_strict(aud, issuer, token_url)
     accepted = [a for a in (issuer, token_url) if a]
     expected = "aud = " + " or ".join(accepted)
     if policy is AudiencePolicy.ISSUER_STRING_OR_ARRAY:
@@ -544,13 +553,19 @@ def _r14_aud(s: _State) -> Finding:
             return _pass("R14", "aud.ok", expected, _show(aud))
     elif isinstance(aud, str) and aud in accepted:
         return _pass("R14", "aud.ok", expected, aud)
-    elif (
-        isinstance(aud, list)
-        and aud
-        and all(isinstance(a, str) for a in aud)
-        and any(a in accepted for a in aud)
-    ):
-        return _pass("R14", "aud.ok", expected, _show(aud))
+    elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+        if all(a in accepted for a in aud):
+            return _pass("R14", "aud.ok", expected, _show(aud))
+        if any(a in accepted for a in aud):
+            # an assertion addressed to this server and another one is valid at both: what
+            # the 2025 audience-injection attacks collect and replay
+            return _fail(
+                "R14",
+                "aud.foreign",
+                expected + " (only)",
+                _show(aud),
+                "aud names another server too: an assertion must be addressed to this server alone",
+            )
     return _fail(
         "R14",
         "aud.wrong",

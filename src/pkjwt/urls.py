@@ -12,10 +12,15 @@ from .errors import ConfigError
 __all__ = ["endpoint_url", "is_loopback"]
 
 
+#: RFC 6761 special-use names that never reach another machine over the public internet
+_LOCAL_SUFFIXES = (".localhost", ".invalid", ".test")
+
+
 def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` stays on this machine (or names no machine at all)."""
     if not host:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

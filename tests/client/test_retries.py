@@ -137,8 +137,11 @@ def test_timeout_is_transport_error(server, make_client, sleeps):
         return 200, {}, server.token("late")
 
     server.script = [slow, slow, slow]
+    # the flow's clock is the fake one: the timeout bounds each attempt here, and the waits
+    # (kept short) fit the budget, so all three attempts run (tests/adversarial has the real
+    # clock, where the first attempt spends the whole budget)
     with pytest.raises(TransportError) as info:
-        make_client(timeout=0.5).get_token()
+        make_client(timeout=0.5, retry=RetryPolicy(attempts=3, base=0.01)).get_token()
     assert "timed out" in info.value.message
     assert info.value.hint
     assert server.token_count == 3

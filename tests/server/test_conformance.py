@@ -199,9 +199,13 @@ def test_fapi2_accepts_30_seconds_ahead(fapi: Srv) -> None:
 
 
 def test_legacy_accepts_token_endpoint_and_issuer_array(legacy: Srv) -> None:
-    for aud in (legacy.token_url, legacy.issuer, [legacy.issuer], [legacy.token_url, "x"]):
+    for aud in (legacy.token_url, legacy.issuer, [legacy.issuer], [legacy.token_url]):
         response = legacy.token(legacy.assertion(aud=aud))
         assert response.status_code == 200, (aud, response.text)
+    # an array that also names another server is refused (issue 11: audience injection)
+    response = legacy.token(legacy.assertion(aud=[legacy.token_url, "x"]))
+    assert error_of(response)[:2] == (400, "invalid_client")
+    assert "aud" in error_of(response)[2]
 
 
 def test_valid_assertion_accepted(generic: Srv) -> None:

@@ -431,7 +431,7 @@ def test_aud_wrong_under_rfc7523bis(ec256_key: Key, bis_keys: KeySet, aud: Any) 
 
 
 @pytest.mark.parametrize(
-    "aud", [ISSUER, AS_TOKEN_URL, [AS_TOKEN_URL], [ISSUER], ["https://other", AS_TOKEN_URL]]
+    "aud", [ISSUER, AS_TOKEN_URL, [AS_TOKEN_URL], [ISSUER], [ISSUER, AS_TOKEN_URL]]
 )
 def test_legacy_accepts_issuer_token_url_and_arrays(
     ec256_key: Key, bis_keys: KeySet, aud: Any
@@ -924,3 +924,13 @@ def test_check_never_raises_on_lone_surrogates(rsa_key: Key, nhs_keyset: KeySet)
     report = check(token, nhs_ctx(nhs_keyset, client_id=CLIENT_ID))
     assert isinstance(report, Report)
     assert not report.ok  # iss/sub are not the client id
+
+
+def test_legacy_refuses_an_aud_array_naming_another_server(
+    ec256_key: Key, bis_keys: KeySet
+) -> None:
+    """Issue 11 (hardening): an assertion addressed to this server and another is valid at
+    both, which is what the 2025 audience-injection attacks collect; it used to be accepted."""
+    header = {"alg": "ES256", "typ": "JWT", "kid": "ec256-1"}
+    token = sign(ec256_key, header, bis_claims(aud=["https://other", AS_TOKEN_URL]))
+    assert only_failure(check(token, bis_ctx(bis_keys, profile="legacy"))) == ("R14", "aud.foreign")

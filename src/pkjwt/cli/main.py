@@ -12,7 +12,17 @@ import click
 from .. import __version__
 from ..errors import PkjwtError
 
-_COMMANDS = ("keygen", "jwks", "assertion", "doctor", "token", "call", "serve", "demo")
+_COMMANDS = (
+    "keygen",
+    "jwks",
+    "assertion",
+    "doctor",
+    "token",
+    "call",
+    "conformance",
+    "serve",
+    "demo",
+)
 
 
 class _Group(click.Group):
