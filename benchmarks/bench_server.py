@@ -58,6 +58,7 @@ from .server.assertions import ASSERTION_LIFETIME, KID
 from .server.cpu import cpu_model, placement
 from .server.interpreter import server_interpreter
 from .server.processes import (
+    KNOWN_SERVERS,
     OIDC,
     PKJWT,
     SERVERS,
@@ -244,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--servers",
         default=",".join(SERVERS),
-        help="comma-separated subset of pkjwt-sqlite,pkjwt-memory,oidc-provider",
+        help=f"comma-separated, from {','.join(KNOWN_SERVERS)} (pkjwt-redis needs redis-server)",
     )
     parser.add_argument(
         "--server-python",

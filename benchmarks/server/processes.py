@@ -26,8 +26,11 @@ from .interpreter import REPO, Interpreter
 
 PKJWT = "pkjwt-sqlite"
 PKJWT_MEMORY = "pkjwt-memory"
+PKJWT_REDIS = "pkjwt-redis"
 OIDC = "oidc-provider"
 SERVERS = (PKJWT, PKJWT_MEMORY, OIDC)
+#: what --servers may name: the default three, and the Redis replay store (needs redis-server)
+KNOWN_SERVERS = (*SERVERS, PKJWT_REDIS)
 
 NODE_SCRIPT = REPO / "benchmarks" / "node" / "provider_bench.mjs"
 NODE_MODULES = REPO / "tests" / "interop" / "node" / "node_modules"
@@ -185,6 +188,63 @@ class PkjwtServer(Server):
         raise RuntimeError(f"{self.name} did not answer /health in {STARTUP_TIMEOUT:g} s")
 
 
+def start_redis(
+    data: Path, cpus: Sequence[int] | None, *, durable: bool = True
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server of the benchmark's own on a free loopback port (``durable``: an
+    append-only file synced every second), once it answers PING: its process and URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    data.mkdir(parents=True, exist_ok=True)
+    persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if durable else []
+    proc = subprocess.Popen(
+        _pinned(
+            [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", "",
+             *persistence],
+            cpus,
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not answer PING")
+
+
+class PkjwtRedisServer(PkjwtServer):
+    """``pkjwt serve`` on a Redis replay store: a redis-server of its own on a free loopback
+    port, on the server's CPU (its work is the replay check, as SQLite's is in-process), with
+    an append-only file synced every second (Redis's durable setting, as the SQLite store's
+    write-behind is SQLite's)."""
+
+    def __init__(self, workdir: Path, cpus: Sequence[int] | None, python: Interpreter) -> None:
+        super().__init__(PKJWT_REDIS, "redis://", workdir, cpus, python)
+        self.note = self.note.replace(
+            "replay_store redis://", "replay_store redis:// (AOF, fsync every second)"
+        )
+        self.redis: subprocess.Popen[bytes] | None = None
+
+    def start(self, client_jwks: dict[str, Any]) -> None:
+        self.redis, self.replay_store = start_redis(self.workdir / "redis", self.cpus)
+        super().start(client_jwks)
+
+    def stop(self) -> None:
+        super().stop()
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.terminate()
+            self.redis.wait(timeout=10)
+
+
 class NodeProvider(Server):
     def __init__(self, workdir: Path, cpus: Sequence[int] | None) -> None:
         super().__init__(
@@ -262,6 +322,8 @@ def make_servers(
             servers.append(PkjwtServer(PKJWT, "sqlite:///", workdir, cpus, python))
         elif name == PKJWT_MEMORY:
             servers.append(PkjwtServer(PKJWT_MEMORY, "memory://", workdir, cpus, python))
+        elif name == PKJWT_REDIS:
+            servers.append(PkjwtRedisServer(workdir, cpus, python))
         elif name == OIDC:
             servers.append(NodeProvider(workdir, cpus))
         else:

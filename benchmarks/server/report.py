@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..common import table
-from .processes import OIDC, PKJWT, PKJWT_MEMORY
+from .processes import OIDC, PKJWT, PKJWT_MEMORY, PKJWT_REDIS
 from .rounds import CONTENDED_PCT, RoundResult, contention
 
 TARGET_THROUGHPUT = 1.5
@@ -162,7 +162,7 @@ def targets(summaries: dict[str, Summary], base: Summary, quick: bool) -> dict[s
     out: dict[str, Any] = {}
     print(f"   anchor (shared/spec/anchors.md): {ANCHOR}")
     print(f"   measured here: {OIDC} {base.tokens_per_s:,.0f} tokens/s, p99 {base.p99_ms:.1f} ms")
-    for name in (PKJWT, PKJWT_MEMORY):
+    for name in (PKJWT, PKJWT_MEMORY, PKJWT_REDIS):
         if name not in summaries:
             continue
         mine = summaries[name]

@@ -15,9 +15,10 @@ from .store_url import redacted_url
 __all__ = ["connect_redis"]
 
 
-def connect_redis(url: str, *, timeout: float, what: str) -> Any:
-    """A ``redis.Redis`` for ``url`` that has answered a ping; ``what`` names the setting in
-    errors (``replay store``, ``token store``). Socket operations time out after ``timeout``."""
+def connect_redis(url: str, *, timeout: float, what: str, ping: bool = True) -> Any:
+    """A ``redis.Redis`` for ``url`` that has answered a ping (unless ``ping=False``: a store
+    that must work without Redis connects lazily); ``what`` names the setting in errors
+    (``replay store``, ``token store``). Socket operations time out after ``timeout``."""
     shown = redacted_url(url)
     try:
         import redis
@@ -29,6 +30,8 @@ def connect_redis(url: str, *, timeout: float, what: str) -> Any:
         raise ConfigError(
             f"{what} {shown}: not a valid Redis URL", hint="redis://[:PASSWORD@]HOST:PORT/DB"
         ) from None
+    if not ping:
+        return client
     try:
         client.ping()  # fail at start, not at the first request
     except redis.RedisError as exc:

@@ -29,7 +29,7 @@ from .manager import CacheKey, TokenManager
 from .profiles import Profile, ProfileName, get_profile
 from .retry import RetryPolicy
 from .signing import Signer
-from .stores import TokenStore
+from .stores import TokenStore, open_token_store
 from .token_flow import AssertionPlan, EndpointConfig, Notes, TokenEndpoint
 from .tokens import DEFAULT_LIFETIME, Token
 from .transport import HttpTransport, Trust, tls_context
@@ -77,8 +77,10 @@ class TokenClient:
       a development server's), and ``"certifi"`` (default) or ``"system"`` for the OS trust
       store (``pip install 'pkjwt[truststore]'``).
     * ``retry``: the :class:`~pkjwt.retry.RetryPolicy` (3 attempts, full jitter, Retry-After).
-    * ``store`` / ``manager``: share tokens beyond this object (a
-      :class:`~pkjwt.stores.TokenStore`, or a whole :class:`~pkjwt.manager.TokenManager`).
+    * ``store`` / ``manager``: share tokens beyond this object: a
+      :class:`~pkjwt.stores.TokenStore` or a store URL (``memory://``, ``file:///DIR``,
+      ``redis://HOST:PORT/DB``: one token for a fleet), or a whole
+      :class:`~pkjwt.manager.TokenManager`.
     * ``clock``, ``sleep``, ``asleep``: injected time (tests).
     * ``default_lifetime``: assumed when a response has no usable ``expires_in`` (300 s).
     * ``http_client`` / ``async_http_client``: your own httpx clients (proxies, TLS settings);
@@ -104,7 +106,7 @@ class TokenClient:
         extra_params: Mapping[str, str] | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        store: TokenStore | None = None,
+        store: TokenStore | str | None = None,
         manager: TokenManager | None = None,
         clock: Callable[[], float] = time.time,
         default_lifetime: float = DEFAULT_LIFETIME,
@@ -116,7 +118,8 @@ class TokenClient:
         asleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         _check_where(client_id, token_url, issuer)
-        self.manager = manager or TokenManager(store=store, clock=clock)
+        shared_store = open_token_store(store) if store is not None else None
+        self.manager = manager or TokenManager(store=shared_store, clock=clock)
         # credentials: parsed once, here
         auth = client_auth_for(
             auth_method,

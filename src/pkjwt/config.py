@@ -56,6 +56,8 @@ class ClientSettings:
     trust: str | None = None
     #: the JWKS the server has registered for this client (a file or URL), for --explain
     jwks: str | None = None
+    #: where tokens are shared: a store URL (default: the user's cache folder)
+    store: str | None = None
 
     def missing(self) -> list[str]:
         out = []

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from typing import Any
 
 from .errors import OAuthError, PkjwtError, TransportError
+from .fleet import fleet_cooldown, share_cooldown
 from .flow import Call, arun, run
 from .refresh import Entry, RefreshPolicy
 from .single_flight import Flight, SingleFlight
@@ -77,6 +78,7 @@ class TokenManager:
         # serving a token the server has expired (tests that inject a clock drive both)
         self._schedule = schedule or (time.monotonic if clock is time.time else clock)
         self._failures: dict[CacheKey, tuple[float, BaseException]] = {}
+        self._store_failing = False
         self.policy = policy or RefreshPolicy(
             window=refresh_window,
             leeway=expiry_leeway,
@@ -105,7 +107,7 @@ class TokenManager:
             try:
                 self.store.delete(key)
             except Exception:
-                log.warning("token store delete failed; ignoring", exc_info=True)
+                self._store_trouble("delete failed; ignoring it")
 
     # -- the drivers ------------------------------------------------------------------------------
     def get(
@@ -232,17 +234,18 @@ class TokenManager:
             key, lambda: self._fresh_enough(self._entries.get(key), now, force, stale)
         )
 
+    def _store_trouble(self, what: str) -> None:
+        """A store failure costs a fetch, never a token; it is said once per failing streak."""
+        if not self._store_failing:
+            self._store_failing = True
+            # a store that reports its own outages (Redis) has said it already
+            level = (
+                logging.DEBUG if getattr(self.store, "reports_failures", False) else logging.WARNING
+            )
+            log.log(level, "token store %s (said once until it works again)", what, exc_info=True)
+
     def _entry(self, token: Token) -> Entry:
         return self.policy.entry(token, self._clock(), self._schedule())
-
-    def _cooldown(self, error: BaseException) -> float:
-        """How long a failure that may pass is answered from memory: the policy's cooldown, or
-        the server's Retry-After when it asked for longer (bounded: a minute)."""
-        retry_after = getattr(error, "retry_after", None)
-        wait = self.policy.failure_cooldown
-        if isinstance(retry_after, int | float) and retry_after > wait:
-            wait = min(float(retry_after), 60.0)
-        return wait
 
     def _fresh_enough(
         self, entry: Entry | None, now: float, force: bool, stale: Token | None
@@ -276,23 +279,29 @@ class TokenManager:
         if store is None:
             token: Token = yield _FETCH
             return token
+        yield Call(fleet_cooldown, store, key)  # another process may have been told to wait
         lock: Any = None
         try:
             lock = store.lock(key)
             yield Call(lock.__enter__)
         except Exception:
-            log.warning("token store lock failed; fetching without it", exc_info=True)
+            self._store_trouble("lock failed; fetching without it")
             lock = None
         try:
             if not force:
                 shared: Token | None = yield Call(self._load, key)
                 if shared is not None:
                     return shared
-            token = yield _FETCH
+            try:
+                token = yield _FETCH
+            except (OAuthError, TransportError) as exc:
+                if isinstance(exc, OAuthError) and exc.retryable:  # the server said wait
+                    yield Call(share_cooldown, store, key, exc, _cooldown(self.policy, exc))
+                raise
             try:
                 yield Call(store.set, key, token)
             except Exception:
-                log.warning("token store write failed; token kept in memory", exc_info=True)
+                self._store_trouble("write failed; the token is kept in memory")
             return token
         finally:
             if lock is not None:
@@ -304,8 +313,9 @@ class TokenManager:
         try:
             token = self.store.get(key)
         except Exception:
-            log.warning("token store read failed; fetching instead", exc_info=True)
+            self._store_trouble("read failed; fetching instead")
             return None
+        self._store_failing = False
         if token is None:
             return None
         if self._entry(token).refresh_at <= self._schedule():
@@ -327,7 +337,7 @@ class TokenManager:
             elif background and (entry := self._entries.get(key)) is not None:
                 entry.retry_at = self._schedule() + self.policy.backoff
             elif error is not None and _passing(error):
-                self._failures[key] = (self._schedule() + self._cooldown(error), error)
+                self._failures[key] = (self._schedule() + _cooldown(self.policy, error), error)
 
         self._flights.land(key, flight, token, error, record)
         if error is not None and background:
@@ -335,6 +345,16 @@ class TokenManager:
                 "background token refresh failed (%s); the current token keeps serving",
                 type(error).__name__,
             )
+
+
+def _cooldown(policy: RefreshPolicy, error: BaseException) -> float:
+    """How long a failure that may pass is answered from memory: the policy's cooldown, or
+    the server's Retry-After when it asked for longer (bounded: a minute)."""
+    retry_after = getattr(error, "retry_after", None)
+    wait = policy.failure_cooldown
+    if isinstance(retry_after, int | float) and retry_after > wait:
+        wait = min(float(retry_after), 60.0)
+    return wait
 
 
 def _passing(error: BaseException) -> bool:

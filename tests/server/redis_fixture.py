@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from certs import self_signed_loopback
 from peers import need
 
 
@@ -21,36 +22,57 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _tls_files(workdir: Path) -> tuple[Path, Path]:
+    """The server's certificate and key; the certificate is the CA a client must trust."""
+    return self_signed_loopback(workdir, "127.0.0.1")
+
+
 @contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def redis_server(
+    workdir: Path, *, tls: bool = False
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A redis-server of our own (no persistence) on a free loopback port: its process (to
-    pause or kill in a test) and its URL."""
+    pause or kill in a test) and its URL. With ``tls``, it speaks only TLS and the URL is a
+    ``rediss://`` one that trusts its self-signed certificate."""
     need("redis-server")
     exe = shutil.which("redis-server")
     assert exe is not None
     port = _free_port()
+    listen = ["--port", str(port)]
+    url = f"redis://127.0.0.1:{port}/0"
+    if tls:
+        cert, key = _tls_files(workdir)
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+                  "--tls-key-file", str(key), "--tls-auth-clients", "no"]  # fmt: skip
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        [exe, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("redis-server did not answer PING")
-        yield proc, f"redis://127.0.0.1:{port}/0"
+        _wait_for(url)
+        yield proc, url
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def _wait_for(url: str) -> None:
+    import redis
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            if client.ping():
+                return
+        except redis.RedisError:
+            time.sleep(0.05)
+        finally:
+            client.close()
+    pytest.fail("redis-server did not answer PING")
 
 
 @pytest.fixture(scope="session")

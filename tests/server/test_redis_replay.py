@@ -193,3 +193,28 @@ def test_a_redis_with_an_append_only_file_is_persistent(tmp_path: Path) -> None:
         assert store.persistent is True
         assert "no persistence" not in describe_store(store)
         store.close()
+
+
+def test_rediss_records_over_tls_in_both_forms(tmp_path: Path) -> None:
+    import asyncio
+
+    with redis_server(tmp_path, tls=True) as (_, url):
+        store = open_replay_store(url)
+        assert isinstance(store, RedisReplayStore)
+        until = time.time() + 60
+        try:
+            assert store.add("c", "sync", until)
+            assert not store.add("c", "sync", until)
+
+            async def twice() -> tuple[bool, bool]:
+                try:
+                    return await store.aadd("c", "async", until), await store.aadd(
+                        "c", "async", until
+                    )
+                finally:
+                    await store.aclose()
+
+            assert asyncio.run(twice()) == (True, False)
+            assert not store.add("c", "async", until)  # one window for both forms
+        finally:
+            store.close()

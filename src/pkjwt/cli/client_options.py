@@ -57,6 +57,11 @@ _OPTIONS = [
         type=click.Choice(["certifi", "system"]),
         help="TLS trust store: certifi (default) or system (the OS's; needs pkjwt[truststore]).",
     ),
+    click.option(
+        "--store",
+        metavar="URL",
+        help="Where tokens are shared: file:///DIR (default: the user cache), redis://HOST/DB.",
+    ),
     click.option("--no-cache", is_flag=True, help="Do not read or write the token cache."),
     click.option(
         "--jwks",
@@ -137,5 +142,5 @@ def build_client(settings: ClientSettings, *, cache: bool) -> TokenClient:
         timeout=settings.timeout or 30.0,
         ca_bundle=settings.ca_bundle,
         trust="system" if settings.trust == "system" else "certifi",
-        store=FileStore() if cache else None,
+        store=(settings.store or FileStore()) if cache else None,
     )

@@ -26,7 +26,15 @@ from ..server.config import load_config
     show_default=True,
     help="info: one line per token request with its outcome; warning: quiet.",
 )
-def command(config_path: str, host: str, port: int, log_level: str) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes on one port (they need a shared replay store: SQLite commit_interval=0 or "
+    "Redis).",
+)
+def command(config_path: str, host: str, port: int, log_level: str, workers: int) -> None:
     """Run a local authorization server that validates assertions like the real ones.
 
     Binds loopback by default. Token endpoint at /oauth2/token; metadata at
@@ -69,7 +77,9 @@ def command(config_path: str, host: str, port: int, log_level: str) -> None:
             err=True,
         )
 
-    serve_forever(config, host=host, port=port, log_level=log_level, announce=announce)
+    serve_forever(
+        config, host=host, port=port, log_level=log_level, announce=announce, workers=workers
+    )
 
 
 def _log_to_stderr(level: str) -> None:

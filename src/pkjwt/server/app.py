@@ -16,6 +16,7 @@ from typing import Any
 
 from .._private import default_state_dir
 from ..errors import missing_extra
+from ..keys import Key
 
 try:
     from starlette.applications import Starlette
@@ -99,6 +100,19 @@ def _routes() -> list[Route]:
     ]
 
 
+def open_configured_store(
+    config: ServerConfig, issuer: str, state_dir: Path | None = None
+) -> ReplayStore:
+    """The replay store the config names, for a server with this ``issuer``."""
+    # the default file falls back to one per issuer when another server holds the shared one:
+    # assertions name their issuer in aud, so only the same issuer can see a replay
+    return open_replay_store(
+        config.replay_store,
+        default_dir=state_dir or default_state_dir(),
+        default_name=f"replay-{hashlib.sha256(issuer.encode()).hexdigest()[:16]}.sqlite3",
+    )
+
+
 def create_app(
     config: ServerConfig,
     *,
@@ -107,22 +121,15 @@ def create_app(
     clock: Callable[[], float] = time.time,
     record: int = 1000,
     state_dir: Path | None = None,
+    signing_key: Key | None = None,
 ) -> PkjwtApp:
     """Build the server. ``issuer`` defaults to the config's; ``record`` bounds the request log;
     a ``replay`` store passed in is used as is (and left open at shutdown)."""
     iss = (issuer or config.issuer or "http://127.0.0.1:8080").rstrip("/")
-    # the default file falls back to one per issuer when another server holds the shared one:
-    # assertions name their issuer in aud, so only the same issuer can see a replay
-    store = (
-        replay
-        if replay is not None
-        else open_replay_store(
-            config.replay_store,
-            default_dir=state_dir or default_state_dir(),
-            default_name=f"replay-{hashlib.sha256(iss.encode()).hexdigest()[:16]}.sqlite3",
-        )
+    store = replay if replay is not None else open_configured_store(config, iss, state_dir)
+    state = ServerState(
+        config, issuer=iss, replay=store, clock=clock, record=record, signing_key=signing_key
     )
-    state = ServerState(config, issuer=iss, replay=store, clock=clock, record=record)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

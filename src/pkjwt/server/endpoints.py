@@ -17,6 +17,7 @@ else 500 ``server_error`` with nothing but the code in the body.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -305,6 +306,8 @@ async def health(request: Request) -> Response:
         "profile": state.config.profile.name,
         "issuer": state.issuer,
         "replay_store": guard.health(),
+        # which process answered: with --workers, each has its own
+        "worker": os.getpid(),
     }
     return _response(json_reply(body, 200 if guard.healthy else 503))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -18,9 +20,10 @@ try:
 except ImportError as exc:  # a client-only install
     raise missing_extra("server", "the local authorization server", exc) from None
 
-from .app import TOKEN_PATH, PkjwtApp, create_app
+from ..keys import generate_key
+from .app import TOKEN_PATH, PkjwtApp, create_app, open_configured_store
 from .config import ServerConfig
-from .replay import describe_store
+from .replay import describe_store, parse_replay_url
 from .state import ServerState
 
 __all__ = ["RunningServer", "bind", "run_in_thread", "serve_forever"]
@@ -82,27 +85,103 @@ def serve_forever(
     port: int = 8080,
     log_level: str = "info",
     announce: Callable[[str, str], None] | None = None,
+    workers: int = 1,
 ) -> None:
     """Serve until interrupted; ``announce`` gets the issuer and the replay store's description
-    once the port is bound and the store is open."""
+    once the port is bound and the store is open. ``workers`` > 1 forks that many processes
+    onto the one listening socket (see :func:`check_workers` for the store they need)."""
+    check_workers(config, workers)
     sock = bind(host, port)
     issuer = config.issuer or _issuer_for(sock, host)
-    # no request log: it serves tests (pkjwt.testing), not a long-running server
-    app = create_app(config, issuer=issuer, record=0)
-    if announce is not None:
-        announce(issuer, describe_store(app.state.pkjwt.replay))
-    server = uvicorn.Server(_uvicorn_config(app, log_level))
     with contextlib.suppress(ImportError):
         from .connections import raise_open_file_limit
 
         # the connection cap, not the descriptor table, should be what runs out first
         raise_open_file_limit(config.max_connections + 256)
+    if workers > 1:
+        _serve_workers(config, sock, issuer, log_level, announce, workers)
+        return
+    # no request log: it serves tests (pkjwt.testing), not a long-running server
+    app = create_app(config, issuer=issuer, record=0)
+    if announce is not None:
+        announce(issuer, describe_store(app.state.pkjwt.replay))
+    _run(app, sock, log_level)
+
+
+def _run(app: PkjwtApp, sock: socket.socket, log_level: str) -> None:
+    server = uvicorn.Server(_uvicorn_config(app, log_level))
     # everything alive now (modules, config) lives as long as the process: collect the start-up
     # garbage, then exempt the rest from the collector, or each full collection walks it again,
     # a pause of tens of milliseconds under load (measured; it showed as p99 latency)
     gc.collect()
     gc.freeze()
     server.run(sockets=[sock])
+
+
+def check_workers(config: ServerConfig, workers: int) -> None:
+    """Several processes must share one replay window, or a jti replayed to another worker
+    would be accepted: SQLite committing before each answer, or Redis."""
+    if workers == 1:
+        return
+    if not 1 <= workers <= 64:
+        raise ConfigError(f"--workers must be 1 to 64, got {workers}")
+    kind, _path, interval = parse_replay_url(config.replay_store)
+    if kind == "memory" or (kind == "sqlite" and interval > 0):
+        what = "memory://" if kind == "memory" else "a SQLite store that writes behind"
+        raise ConfigError(
+            f"--workers {workers} with {what}: each process would remember its own jtis, so a "
+            "replay sent to another worker would be accepted",
+            hint='share one replay window: replay_store = "sqlite:///PATH?commit_interval=0" '
+            '(each jti committed before answering) or "redis://HOST:PORT/DB"',
+        )
+
+
+def _serve_workers(
+    config: ServerConfig,
+    sock: socket.socket,
+    issuer: str,
+    log_level: str,
+    announce: Callable[[str, str], None] | None,
+    workers: int,
+) -> None:
+    """Fork ``workers`` processes onto ``sock``; the parent only waits and stops them. The
+    server's signing key is made here, before the fork, so every worker signs (and its JWKS
+    publishes) the same one; each worker opens its own connection to the shared store."""
+    signing_key = generate_key(config.signing_alg, size=2048)
+    # opened once here first: a Redis that is not there, or a SQLite file that cannot be
+    # created, is one clear error before any fork, and the workers do not race to make the
+    # schema (two first opens of one SQLite file can find it locked)
+    open_configured_store(config, issuer).close()
+    if announce is not None:
+        announce(issuer, f"{config.replay_store.split('?')[0]} shared by {workers} workers")
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker
+            try:
+                app = create_app(config, issuer=issuer, record=0, signing_key=signing_key)
+                _run(app, sock, log_level)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    sock.close()
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while children:
+        try:
+            pid, _status = os.wait()
+        except ChildProcessError:
+            break
+        if pid in children:
+            children.remove(pid)
+            if children:  # one worker gone: stop the others rather than run short-handed
+                stop(signal.SIGTERM, None)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
+from ..keys import Key
 from .authentication import ClientAuthenticator
 from .config import ServerConfig
 from .dialects import Dialect, dialect_for
@@ -34,6 +35,7 @@ class ServerState:
         replay: ReplayStore,
         clock: Callable[[], float],
         record: int,
+        signing_key: Key | None = None,
     ) -> None:
         self.config = config
         self.issuer = issuer
@@ -61,6 +63,7 @@ class ServerState:
             lifetime=config.token_lifetime,
             token_format=config.token_format,
             signing_alg=config.signing_alg,
+            key=signing_key,
             clock=clock,
         )
         self.log = RequestLog(keep=record, clock=clock)
@@ -75,3 +78,4 @@ class ServerState:
 
     async def aclose(self) -> None:
         await self.fetcher.aclose()
+        await self.replay_guard.aclose()

@@ -11,11 +11,13 @@ from collections.abc import Hashable
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
+from ..errors import ConfigError
+from ..store_url import parse_store_url, redacted_url
 from ..tokens import Token
 from .file import FileStore
 from .memory import MemoryStore
 
-__all__ = ["FileStore", "MemoryStore", "TokenStore"]
+__all__ = ["FileStore", "MemoryStore", "TokenStore", "open_token_store"]
 
 
 @runtime_checkable
@@ -30,3 +32,31 @@ class TokenStore(Protocol):
     def delete(self, key: tuple[Hashable, ...]) -> None: ...
 
     def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]: ...
+
+
+def open_token_store(store: TokenStore | str) -> TokenStore:
+    """A store object as is, or one named by URL: ``memory://``, ``file:///DIR`` (``file://``
+    alone: the user cache folder) or ``redis://`` / ``rediss://`` (``pkjwt[redis]``; the
+    encryption key from ``$PKJWT_STORE_KEY``). Anything else is refused here, when the client
+    is built, not at every call."""
+    if not isinstance(store, str):
+        if isinstance(store, TokenStore):
+            return store
+        raise ConfigError(
+            f"store must be a TokenStore or a store URL, not a {type(store).__name__}",
+            hint="memory://, file:///DIR or redis://HOST:PORT/DB",
+        )
+    if store.startswith("file://"):
+        path = store[len("file://") :]
+        return FileStore(path or None)
+    parsed = parse_store_url(store, what="token store")
+    if parsed.kind == "memory":
+        return MemoryStore()
+    if parsed.kind == "redis":
+        from .redis import RedisTokenStore
+
+        return RedisTokenStore(store)
+    raise ConfigError(
+        f"a token store cannot be {parsed.kind} ({redacted_url(store)})",
+        hint="memory://, file:///DIR or redis://HOST:PORT/DB",
+    )

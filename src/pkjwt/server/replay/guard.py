@@ -28,12 +28,14 @@ class ReplayGuard:
         self.store = store
         self.timeout = timeout
         self.blocking: bool = getattr(store, "blocking", True)
+        self._aadd = getattr(store, "aadd", None)
+        self._keeps_deadline = bool(getattr(store, "keeps_deadline", False))
         self._failing_since: float | None = None
         self._last_error = ""
         self.failures = 0
 
     async def add(self, client_id: str, jti: str, expires_at: float) -> bool:
-        if not self.blocking:
+        if self._aadd is None and not self.blocking:  # memory only: inline, no hop
             try:
                 fresh = self.store.add(client_id, jti, expires_at)
             except ReplayStoreUnavailable as exc:
@@ -41,12 +43,24 @@ class ReplayGuard:
                 raise
             self._ok()
             return fresh
+        if self._aadd is not None and self._keeps_deadline:  # Redis: its own deadline, no task
+            try:
+                fresh = bool(await self._aadd(client_id, jti, expires_at, within=self.timeout))
+            except ReplayStoreUnavailable as exc:
+                self._failed(exc.message)
+                raise
+            self._ok()
+            return fresh
+        # another native async form runs on this loop; a blocking store on a worker thread
+        call = (
+            self._aadd(client_id, jti, expires_at)
+            if self._aadd is not None
+            else asyncio.to_thread(self.store.add, client_id, jti, expires_at)
+        )
         try:
-            fresh = await asyncio.wait_for(
-                asyncio.to_thread(self.store.add, client_id, jti, expires_at), self.timeout
-            )
+            fresh = bool(await asyncio.wait_for(call, self.timeout))
         except TimeoutError:
-            # the worker thread finishes on its own; if it does record the jti, the client
+            # a worker thread finishes on its own; if it does record the jti, the client
             # (told to retry with a new assertion) has lost nothing
             message = f"replay store gave no answer within {self.timeout:g} s"
             self._failed(message)
@@ -65,6 +79,11 @@ class ReplayGuard:
         self._last_error = message
         if self._failing_since is None:
             self._failing_since = time.time()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.store, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     @property
     def healthy(self) -> bool:
