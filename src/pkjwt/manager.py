@@ -280,6 +280,10 @@ class TokenManager:
             token: Token = yield _FETCH
             return token
         yield Call(fleet_cooldown, store, key)  # another process may have been told to wait
+        if not force:  # read unlocked first: a wave of processes must not queue just to read
+            ready: Token | None = yield Call(self._load, key)
+            if ready is not None:
+                return ready
         lock: Any = None
         try:
             lock = store.lock(key)

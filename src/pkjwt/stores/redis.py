@@ -139,24 +139,32 @@ class RedisTokenStore:
 
     def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]:
         """The fleet's lease for ``key``: held by one process at a time, for at most
-        ``lease`` seconds; waited for at most as long."""
-        return self._lease(self._name("l", key))
+        ``lease`` seconds; waited for at most as long, and no longer than it takes the holder
+        to write a new token (a waiter then reads it instead of queueing for the lease)."""
+        return self._lease(self._name("l", key), self._name("t", key))
 
     @contextmanager
-    def _lease(self, name: str) -> Iterator[object]:
+    def _lease(self, name: str, token_name: str) -> Iterator[object]:
         owner = secrets.token_hex(16)
         lease_ms = int(self.lease * 1000)
         deadline = time.monotonic() + self.lease
         pause = 0.02
         held = False
+        before: object = None
         while True:
             if self._call(self._redis.set, name, owner, nx=True, px=lease_ms):
                 held = True
                 break
             if time.monotonic() >= deadline:
                 break  # the holder is stuck or gone: fetch anyway, as the lease says
+            # the value, not its presence: a refresh replaces a token that is still there
+            now = self._call(self._redis.get, token_name)
+            if before is None:
+                before = now or b""
+            elif now and now != before:
+                break  # the holder wrote a new token: go and read it
             time.sleep(pause)
-            pause = min(pause * 2, 0.25)
+            pause = min(pause * 2, 0.1)
         try:
             yield self
         finally:
