@@ -17,7 +17,7 @@ from .decode import b64url, compact
 from .errors import AssertionBuildError
 from .keys import Key, load_key
 from .profiles import AudienceKind, Profile, get_profile
-from .signing import Signer, as_signer, asign
+from .signing import FlexibleSigner, Signer, as_signer, asign
 
 __all__ = ["RESERVED_CLAIMS", "RESERVED_HEADERS", "AssertionFactory", "make_assertion"]
 
@@ -32,7 +32,7 @@ def _uuid_jti() -> str:
 
 
 def _choose_alg(source: Key | Signer, profile: Profile, alg: str | None) -> str:
-    if not isinstance(source, Key):
+    if not isinstance(source, Key | FlexibleSigner):
         chosen = alg or source.alg
     elif alg:
         chosen = alg
@@ -47,9 +47,10 @@ def _choose_alg(source: Key | Signer, profile: Profile, alg: str | None) -> str:
         else:
             need = profile.preferred_alg or ", ".join(sorted(profile.algs))
             kind = "an RSA key" if need.startswith(("RS", "PS")) else "a suitable key"
+            what = f"{source.curve or source.kty} key" if isinstance(source, Key) else "signer"
             raise AssertionBuildError(
-                f"the {profile.name} profile signs with {need}, which a "
-                f"{source.curve or source.kty} key cannot do",
+                f"the {profile.name} profile signs with {need}, which this {what} cannot do "
+                f"(it signs {', '.join(source.algs)})",
                 hint=f"use {kind}: pkjwt keygen --alg {need.split(',')[0]}",
             )
     if chosen not in profile.algs:

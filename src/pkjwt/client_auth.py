@@ -33,7 +33,8 @@ from .errors import ConfigError
 from .flow import Flow, Sign, ready
 from .keys import Key, KeySet, load_key
 from .profiles import JWT_BEARER, Profile
-from .signing import Signer, require_private
+from .signers import is_key_uri, open_signer
+from .signing import FlexibleSigner, Signer, require_private
 
 __all__ = [
     "AssertionAuth",
@@ -180,7 +181,11 @@ def server_alg(
     ``token_endpoint_auth_signing_alg_values_supported``): one the key can make, the profile
     allows and the server takes, the profile's preferred one first, then the key's own. None
     (no list, or a Signer with its one alg) leaves the choice to the profile."""
-    if not isinstance(source, Key) or metadata is None or not metadata.auth_signing_algs:
+    if (
+        not isinstance(source, Key | FlexibleSigner)
+        or metadata is None
+        or not metadata.auth_signing_algs
+    ):
         return None
     server = metadata.auth_signing_algs
     usable = [a for a in dict.fromkeys((source.alg, *source.algs)) if a in profile.algs]
@@ -215,6 +220,8 @@ class PrivateKeyJwt(_JwtMethod):
         alg: str | None = None,
         password: str | bytes | None = None,
     ) -> None:
+        if is_key_uri(key):  # a key that stays in its HSM/KMS: its signer
+            key = open_signer(key, alg=alg, kid=kid)
         if isinstance(key, Signer):
             super().__init__(key, f"signer:{key.kid}:{key.alg}")
             return

@@ -46,6 +46,7 @@ __all__ = [
     "RateLimited",
     "ReplayStoreUnavailable",
     "ServerError",
+    "SignerUnavailable",
     "TemporarilyUnavailable",
     "TokenResponseError",
     "TransportError",
@@ -98,6 +99,17 @@ class AssertionBuildError(PkjwtError):
 
 class JWTFormatError(PkjwtError):
     """Input is not a well-formed compact JWS."""
+
+
+class SignerUnavailable(PkjwtError):
+    """The HSM or KMS holding the key could not sign: unreachable, timed out, or it refused us
+    (denied, disabled key, wrong PIN). Nothing was sent to the token endpoint: this is about
+    our key's custodian, not about the authorization server. ``retryable`` when waiting may
+    help (a network error, throttling), not when access is denied."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool = False):
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
 
 
 class ReplayStoreUnavailable(PkjwtError):

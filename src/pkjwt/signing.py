@@ -15,7 +15,7 @@ from joserfc.jws import JWSRegistry
 from .errors import KeyLoadError
 from .keys import Key
 
-__all__ = ["AsyncSigner", "LocalSigner", "Signer", "as_signer"]
+__all__ = ["AsyncSigner", "FlexibleSigner", "LocalSigner", "Signer", "as_signer"]
 
 
 @runtime_checkable
@@ -39,6 +39,18 @@ class AsyncSigner(Signer, Protocol):
     """A signer whose natural interface is asynchronous (a remote KMS, an HSM over the network)."""
 
     async def asign(self, data: bytes) -> bytes: ...
+
+
+@runtime_checkable
+class FlexibleSigner(Signer, Protocol):
+    """A signer whose key can make several algorithms (an RSA key in an HSM signs RS256 to
+    PS512): the profile and the server choose among ``algs``, as they do for a local key, and
+    ``with_alg`` gives the signer for the one chosen."""
+
+    @property
+    def algs(self) -> tuple[str, ...]: ...
+
+    def with_alg(self, alg: str) -> FlexibleSigner: ...
 
 
 def require_private(key: Key) -> None:
@@ -95,9 +107,11 @@ def as_signer(key_or_signer: Key | Signer, alg: str | None = None) -> Signer:
     """A signer for a key (``LocalSigner``) or the signer itself."""
     if isinstance(key_or_signer, Key):
         return LocalSigner(key_or_signer, alg)
-    if alg is not None and key_or_signer.alg != alg:
-        raise KeyLoadError(f"signer signs {key_or_signer.alg}, but {alg} is required")
-    return key_or_signer
+    if alg is None or key_or_signer.alg == alg:
+        return key_or_signer
+    if isinstance(key_or_signer, FlexibleSigner) and alg in key_or_signer.algs:
+        return key_or_signer.with_alg(alg)
+    raise KeyLoadError(f"signer signs {key_or_signer.alg}, but {alg} is required")
 
 
 async def asign(signer: Signer, data: bytes) -> bytes:

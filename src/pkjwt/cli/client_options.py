@@ -12,6 +12,7 @@ from ..client import TokenClient
 from ..config import ClientSettings, resolve_with_sources, section_names
 from ..errors import ConfigError
 from ..profiles import PROFILES, get_profile
+from ..signers import redact_key_uri
 from ..stores import FileStore
 from .common import load_cli_key
 
@@ -112,6 +113,8 @@ def show_sources(settings: ClientSettings, sources: dict[str, str]) -> None:
     click.echo("settings (flags > PKJWT_* variables > config section > [default]):", err=True)
     for name, where in sorted(sources.items()):
         value = getattr(settings, name)
+        if isinstance(value, str):
+            value = redact_key_uri(value)  # a pkcs11: URI may carry its PIN
         click.echo(f"  {name:<18} {value!s:<48} from {where}", err=True)
 
 

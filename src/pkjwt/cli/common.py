@@ -13,6 +13,7 @@ import click
 
 from ..errors import ConfigError, KeyLoadError
 from ..keys import Key, load_jwks, load_key
+from ..signers import RemoteSigner, is_key_uri, open_signer, redact_key_uri
 
 PASSWORD_ENV = "PKJWT_KEY_PASSWORD"
 
@@ -31,12 +32,32 @@ def style(text: str, **kw: Any) -> str:
 
 def load_cli_key(
     spec: str, *, kid: str | None = None, alg: str | None = None, password_env: str | None = None
-) -> Key:
-    """Load ``--key``: a path, or ``env:NAME`` for a variable holding PEM/JWK text.
+) -> Key | RemoteSigner:
+    """Load ``--key``: a path, ``env:NAME`` for a variable holding PEM/JWK text, or a key URI
+    (``pkcs11:...``, ``awskms:...``) for a key that stays in its HSM or KMS.
 
     The password comes from ``--password-env VAR``, else ``$PKJWT_KEY_PASSWORD``, else a prompt
     when the key turns out to be encrypted and a terminal is attached.
     """
+    if is_key_uri(spec):
+        return open_signer(spec, alg=alg, kid=kid)
+    return _load_local_key(spec, kid=kid, alg=alg, password_env=password_env)
+
+
+def load_local_cli_key(
+    spec: str, *, kid: str | None = None, alg: str | None = None, password_env: str | None = None
+) -> Key:
+    """``--key`` where the command needs the key itself, not only its signatures."""
+    if is_key_uri(spec):
+        raise KeyLoadError(
+            f"{redact_key_uri(spec)} stays in its HSM/KMS; this command needs a local key file",
+        )
+    return _load_local_key(spec, kid=kid, alg=alg, password_env=password_env)
+
+
+def _load_local_key(
+    spec: str, *, kid: str | None, alg: str | None, password_env: str | None
+) -> Key:
     env_name = spec[4:] if spec.startswith("env:") else None
     source: Any = None if env_name else spec
     password = os.environ.get(password_env or PASSWORD_ENV) or None

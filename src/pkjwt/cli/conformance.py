@@ -11,7 +11,7 @@ import click
 from ..conformance import CASES, CaseResult, Conformance, RunInfo, summarize
 from ..conformance.report import as_html, as_json, as_junit, as_markdown, verdict
 from ..profiles import PROFILES, get_profile
-from .common import err, load_cli_key, write_public_file
+from .common import err, load_local_cli_key, write_public_file
 
 
 @click.command("conformance")
@@ -73,7 +73,7 @@ def command(
     if not issuer and not token_url:
         raise click.UsageError("give --issuer URL or --token-url URL")
     prof = get_profile(profile)
-    signing_key = load_cli_key(key, kid=kid, alg=alg, password_env=password_env)
+    signing_key = load_local_cli_key(key, kid=kid, alg=alg, password_env=password_env)
     runner = Conformance(
         client_id=client_id,
         key=signing_key,

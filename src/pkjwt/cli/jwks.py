@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..keys import jwks
+from ..signers import RemoteSigner
 from .common import load_cli_key, write_public_file
 
 
@@ -41,7 +42,7 @@ def command(
                 f"{len(keyfiles)} key file(s) but {len(values)} {name} value(s): give one "
                 f"{name} per key file, in order, or none"
             )
-    keys = [
+    loaded = [
         load_cli_key(
             spec,
             kid=kids[i] if i < len(kids) else None,
@@ -50,6 +51,8 @@ def command(
         )
         for i, spec in enumerate(keyfiles)
     ]
+    # a key in an HSM/KMS: its public half as it signs (kid: the thumbprint unless --kid)
+    keys = [k.public_key() if isinstance(k, RemoteSigner) else k for k in loaded]
     # pin the alg wherever the key type allows only one (EC: its curve's), as keygen does
     keys = [k.with_alg(k.alg) if len(k.algs) == 1 and not k.alg_pinned else k for k in keys]
     unpinned = [k.kid for k in keys if k.kty == "RSA" and not k.alg_pinned]
