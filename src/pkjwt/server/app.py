@@ -7,8 +7,10 @@ route's surprises pass through :func:`~.endpoints.surprise_reply`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -100,6 +102,14 @@ def _routes() -> list[Route]:
     ]
 
 
+def _on_sighup(reload: Callable[[], object]) -> None:
+    """SIGHUP re-reads the clients' jwks_files (as daemons re-read their config), run on the
+    loop between requests. Only a server on the main thread can take signals: one run by
+    ``pkjwt.testing`` in a thread of a test process leaves them to the process."""
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError, AttributeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+
 def open_configured_store(
     config: ServerConfig, issuer: str, state_dir: Path | None = None
 ) -> ReplayStore:
@@ -133,6 +143,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _on_sighup(state.jwks_files.reload_all)
         yield
         await state.aclose()
         if replay is None:

@@ -22,6 +22,7 @@ from .config import ClientConfig, ServerConfig
 from .dialects import Dialect
 from .failures import Failure, fail, from_decode_error, from_finding, safe_description
 from .jwks_fetch import JwksFetcher, JwksFetchError
+from .jwks_files import JwksFiles
 from .replay import ReplayGuard
 from .token_request import AssertionCredentials, Credentials, SecretCredentials
 
@@ -64,6 +65,7 @@ class ClientAuthenticator:
         token_endpoint: str,
         replay: ReplayGuard,
         fetcher: JwksFetcher,
+        jwks_files: JwksFiles | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -72,6 +74,7 @@ class ClientAuthenticator:
         self.token_endpoint = token_endpoint
         self.replay = replay
         self.fetcher = fetcher
+        self.jwks_files = jwks_files or JwksFiles()
         self.clock = clock
         self._clients = {c.client_id: c for c in config.clients}
 
@@ -135,6 +138,8 @@ class ClientAuthenticator:
         sub = jwt.claims.get("sub")
         client = self._clients.get(sub) if isinstance(sub, str) else None
         keys = client.keys if client is not None else None
+        if client is not None and client.jwks_file is not None and keys is not None:
+            keys = self.jwks_files.keys(client.jwks_file, keys)  # re-read when it changed
         missing_keys: Failure | None = None
         if client is not None and keys is None:  # inline keys need no await (the hot path)
             found = await self._fetched_keys(client)

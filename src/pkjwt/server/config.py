@@ -58,6 +58,7 @@ _SERVER_KEYS = {
     "jwks_cache_seconds",
     "jwks_timeout",
     "jwks_max_bytes",
+    "jwks_file_check_seconds",
     "audience_policy",
     "replay_timeout",
     "request_timeout",
@@ -71,6 +72,8 @@ class ClientConfig:
     client_id: str
     keys: KeySet | None = None
     jwks_uri: str | None = None
+    #: where ``keys`` came from when a file: re-read when it changes (a rotation rehearsal)
+    jwks_file: Path | None = None
     alg: str | None = None
     scopes: tuple[str, ...] = ()
     grant_types: tuple[str, ...] = ("client_credentials",)
@@ -101,6 +104,8 @@ class ServerConfig:
     signing_alg: str = "ES256"
     jwks_cache_seconds: tuple[int, int] = (60, 3600)
     jwks_timeout: float = 5.0
+    #: how often a client's jwks_file is looked at for changes (SIGHUP: at once)
+    jwks_file_check_seconds: float = 1.0
     jwks_max_bytes: int = 64 * 1024
     #: seconds a token request waits for the replay store before it answers 503
     replay_timeout: float = 0.5
@@ -158,13 +163,15 @@ def _client(raw: Any, i: int, source: str, base: Path) -> ClientConfig:
         )
     keys: KeySet | None = None
     jwks_uri: str | None = None
+    jwks_file: Path | None = None
     try:
         if "jwks" in raw:
             value = raw["jwks"]
             keys = load_jwks(value if isinstance(value, Mapping) else str(value))
         elif "jwks_file" in raw:
             path = Path(str(raw["jwks_file"])).expanduser()
-            keys = load_jwks(path if path.is_absolute() else base / path)
+            jwks_file = path if path.is_absolute() else base / path
+            keys = load_jwks(jwks_file)
         elif "jwks_uri" in raw:
             jwks_uri = str(raw["jwks_uri"])
             if not jwks_uri.startswith(("https://", "http://")):
@@ -178,6 +185,7 @@ def _client(raw: Any, i: int, source: str, base: Path) -> ClientConfig:
         client_id=client_id,
         keys=keys,
         jwks_uri=jwks_uri,
+        jwks_file=jwks_file,
         alg=alg,
         scopes=_str_list(raw.get("scopes", []), f"{where}.scopes"),
         grant_types=_str_list(
@@ -255,6 +263,9 @@ def parse_config(
         require_explicit_typ=_bool(data, "require_explicit_typ", source),
         signing_alg=str(signing_alg),
         jwks_timeout=float(_number(data, "jwks_timeout", 5.0, source, 0.1, 60)),
+        jwks_file_check_seconds=float(
+            _number(data, "jwks_file_check_seconds", 1.0, source, 0, 86400)
+        ),
         jwks_max_bytes=int(_number(data, "jwks_max_bytes", 64 * 1024, source, 1024, 1 << 22)),
         replay_timeout=_number(data, "replay_timeout", 0.5, source, 0.01, 30),
         request_timeout=_number(data, "request_timeout", 10.0, source, 0.1, 300),

@@ -12,6 +12,7 @@ from .config import ServerConfig
 from .dialects import Dialect, dialect_for
 from .issuing import TokenIssuer
 from .jwks_fetch import JwksFetcher
+from .jwks_files import JwksFiles
 from .recording import RecordedRequest, RequestLog
 from .replay import ReplayGuard, ReplayStore
 
@@ -50,12 +51,17 @@ class ServerState:
             max_bytes=config.jwks_max_bytes,
             cache_bounds=config.jwks_cache_seconds,
         )
+        self.jwks_files = JwksFiles(interval=config.jwks_file_check_seconds)
+        for client in config.clients:  # all of them, so SIGHUP re-reads every file
+            if client.jwks_file is not None and client.keys is not None:
+                self.jwks_files.watch(client.jwks_file, client.keys)
         self.auth = ClientAuthenticator(
             config,
             issuer=issuer,
             token_endpoint=self.token_endpoint,
             replay=self.replay_guard,
             fetcher=self.fetcher,
+            jwks_files=self.jwks_files,
             clock=clock,
         )
         self.tokens = TokenIssuer(
