@@ -21,10 +21,12 @@ from .errors import (
     MissingExtra,
     OAuthError,
     PkjwtError,
+    SignerUnavailable,
     TokenResponseError,
     TransportError,
 )
 from .integrations.httpx import HttpxAuth
+from .key_ring import KeyRing, RingKey
 from .keys import Key, KeyFilePermissionWarning, KeySet, generate_key, jwks, load_jwks, load_key
 from .manager import TokenManager
 from .profiles import PROFILES, Profile, get_profile
@@ -57,6 +59,7 @@ __all__ = [
     "Key",
     "KeyFilePermissionWarning",
     "KeyLoadError",
+    "KeyRing",
     "KeySet",
     "LocalSigner",
     "MemoryStore",
@@ -67,8 +70,10 @@ __all__ = [
     "Report",
     "RequestsAuth",
     "RetryPolicy",
+    "RingKey",
     "RuleContext",
     "Signer",
+    "SignerUnavailable",
     "Token",
     "TokenClient",
     "TokenManager",

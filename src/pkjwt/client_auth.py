@@ -72,6 +72,8 @@ class AuthContext:
     audience: str | None = None
     metadata: ServerMetadata | None = None
     clock: Callable[[], float] | None = None
+    #: sign with the key that was active before (a key ring retrying right after a switch)
+    previous_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class Credentials:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
+@runtime_checkable
 class ClientAuth(Protocol):
     """A client authentication method.
 
@@ -163,6 +166,11 @@ class _JwtMethod:
         return Credentials(
             form=(("client_assertion_type", JWT_BEARER), ("client_assertion", assertion))
         )
+
+    @property
+    def kid(self) -> str | None:
+        """The key id the assertions announce."""
+        return self.source.kid
 
     def public_keys(self) -> KeySet | None:
         """The public half of a local key (for self-checks); None for a Signer or a secret."""
@@ -333,6 +341,8 @@ def client_auth_for(
 ) -> ClientAuth:
     """The method for :class:`~pkjwt.client.TokenClient`'s arguments: ``private_key_jwt`` when
     a key is given, else ``client_secret_basic``, unless ``auth_method`` names one."""
+    if isinstance(key, ClientAuth):  # a method already (a KeyRing)
+        return key
     # a key is parsed (and a public one refused) whatever the method, as it always was
     signing = (
         PrivateKeyJwt(key, kid=kid, alg=alg, password=key_password) if key is not None else None

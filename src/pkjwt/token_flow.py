@@ -19,7 +19,7 @@ import email.utils
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlencode, urlsplit
 
@@ -248,13 +248,15 @@ class TokenEndpoint:
         assert token_url is not None
         yield from self._recall(token_url)
         profile = self.choose_profile()[0]
-        fell_back = skew_retried = False
+        fell_back = skew_retried = stepped_back = False
         attempt = 0
         self._deadline = self._clock() + self.config.timeout
         while True:
             attempt += 1
+            ctx = self.context(profile)  # with a key ring's previous key for one attempt:
+            ctx = replace(ctx, previous_key=True) if stepped_back else ctx
             # fresh credentials (a new jti) on every attempt
-            credentials = yield from self.auth.credentials(self.context(profile))
+            credentials = yield from self.auth.credentials(ctx)
             headers, body = self._request(credentials)
             try:
                 reply: Reply = yield Send("POST", token_url, headers, body, self._left())
@@ -279,6 +281,9 @@ class TokenEndpoint:
                     fell_back = True
                     profile = LEGACY
                     log.info("invalid_client with aud = issuer; retrying with the token URL")
+                    continue
+                if not stepped_back and _steps_back(self.auth, exc):
+                    stepped_back = True
                     continue
                 _point_to_nhs(exc, profile)
                 yield from self._backoff(attempt, exc, f"token endpoint said {exc.error}")
@@ -307,21 +312,16 @@ class TokenEndpoint:
             self._memory.setdefault(token_url, name)
 
     def _note(self, token_url: str, name: str) -> Flow[None]:
-        if self._notes is None:
-            return
         try:
-            yield Call(self._notes.set_note, _note_key(token_url), name)
+            if self._notes is not None:
+                yield Call(self._notes.set_note, _note_key(token_url), name)
         except Exception:
             log.warning("token store note not written; kept in memory", exc_info=True)
 
     def _falls_back(self, profile: Profile, exc: OAuthError) -> bool:
         """invalid_client to an rfc7523bis assertion we chose: try the legacy aud instead."""
-        return (
-            self._shaped
-            and self._auto_profile
-            and profile is RFC7523BIS
-            and exc.error == "invalid_client"
-        )
+        chosen_here = self._shaped and self._auto_profile
+        return chosen_here and profile is RFC7523BIS and exc.error == "invalid_client"
 
     def _left(self) -> float:
         """Seconds left of this fetch's timeout (the last attempt gets what remains)."""
@@ -388,6 +388,12 @@ class TokenEndpoint:
         if not self._warned_clock:
             self._warned_clock = True
             log.warning(message, offset, MAX_SKEW_CORRECTION)
+
+
+def _steps_back(auth: object, exc: OAuthError) -> bool:
+    """A key ring refused right after its switch: retry once with the previous key."""
+    step_back = getattr(auth, "step_back", None)
+    return step_back is not None and bool(step_back(exc))
 
 
 def _point_to_nhs(exc: OAuthError, profile: Profile) -> None:
