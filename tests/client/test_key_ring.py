@@ -5,9 +5,7 @@ outside the grace period (issue 13, item 4)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +13,10 @@ import pytest
 
 from pkjwt import InvalidClient, KeyRing, RingKey, TokenClient
 from pkjwt.errors import ConfigError
-from pkjwt.keys import Key, generate_key, jwks
+from pkjwt.keys import Key, generate_key
 from pkjwt.server.config import parse_config
 from pkjwt.server.run import run_in_thread
+from publishing import publish
 
 ISSUER = "http://pkjwt.test"
 
@@ -40,16 +39,10 @@ class Clock:
         return self.now
 
 
-def _publish(path: Path, *keys: Key) -> None:
-    aside = path.with_suffix(".tmp")
-    aside.write_text(json.dumps(jwks([k.public() for k in keys])))
-    os.replace(aside, path)
-
-
 @pytest.fixture
 def server(tmp_path: Path, old: Key):
     path = tmp_path / "jwks.json"
-    _publish(path, old)
+    publish(path, old)
     config = parse_config(
         {
             "issuer": ISSUER,
@@ -82,7 +75,7 @@ def test_the_ring_switches_at_the_set_time(server, old: Key, new: Key) -> None:
     switch = datetime.fromtimestamp(clock.now, UTC) + timedelta(hours=1)
     ring = KeyRing(RingKey(old), RingKey(new, active_from=switch), clock=clock)
     assert ring.active_kid == "int-1"
-    _publish(server[1], old, new)  # published ahead of the switch, as a rotation does
+    publish(server[1], old, new)  # published ahead of the switch, as a rotation does
     client = _client(server, ring)
     assert client.get_token(force=True).access_token
     assert _kid_sent(server) == "int-1"
@@ -106,7 +99,7 @@ def test_a_refusal_right_after_the_switch_is_retried_once_with_the_previous_key(
     assert len(said) == 1
     assert "retrying once with int-1" in said[0]
 
-    _publish(server[1], old, new)  # the JWKS catches up: the new key is used
+    publish(server[1], old, new)  # the JWKS catches up: the new key is used
     assert client.get_token(force=True).access_token
     assert _kid_sent(server) == "int-2"
 

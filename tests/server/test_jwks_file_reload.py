@@ -3,9 +3,7 @@ against ``pkjwt serve`` without a restart (issue 13, item 4)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -16,9 +14,10 @@ import httpx
 import pytest
 
 from pkjwt import AssertionFactory
-from pkjwt.keys import Key, generate_key, jwks
+from pkjwt.keys import Key, generate_key
 from pkjwt.server.config import parse_config
 from pkjwt.server.run import run_in_thread
+from publishing import publish
 
 from .conftest import JWT_BEARER, free_port
 
@@ -33,13 +32,6 @@ def old_key() -> Key:
 @pytest.fixture(scope="module")
 def new_key() -> Key:
     return generate_key("ES256", kid="new")
-
-
-def _publish(path: Path, *keys: Key) -> None:
-    """Replace the file as an editor or a deploy does: write aside, rename over."""
-    aside = path.with_suffix(".tmp")
-    aside.write_text(json.dumps(jwks([k.public() for k in keys])))
-    os.replace(aside, path)
 
 
 def _status(base_url: str, key: Key) -> tuple[int, str]:
@@ -61,7 +53,7 @@ def test_a_changed_file_is_read_again_and_a_broken_one_keeps_the_last_keys(
 ) -> None:
     caplog.set_level(logging.WARNING, "pkjwt.server")
     path = tmp_path / "jwks.json"
-    _publish(path, old_key)
+    publish(path, old_key)
     config = parse_config(
         {
             "issuer": ISSUER,
@@ -74,11 +66,11 @@ def test_a_changed_file_is_read_again_and_a_broken_one_keeps_the_last_keys(
         assert _status(server.base_url, old_key)[0] == 200
         assert _status(server.base_url, new_key)[0] == 400
 
-        _publish(path, old_key, new_key)  # the rotation's first step: both published
+        publish(path, old_key, new_key)  # the rotation's first step: both published
         assert _status(server.base_url, new_key)[0] == 200
         assert _status(server.base_url, old_key)[0] == 200
 
-        _publish(path, new_key)  # the old key retired
+        publish(path, new_key)  # the old key retired
         status, said = _status(server.base_url, old_key)
         assert status == 400
         assert "kid" in said
@@ -96,7 +88,7 @@ def test_a_changed_file_is_read_again_and_a_broken_one_keeps_the_last_keys(
 
 def test_sighup_rereads_at_once(tmp_path: Path, old_key: Key, new_key: Key) -> None:
     path = tmp_path / "jwks.json"
-    _publish(path, old_key)
+    publish(path, old_key)
     config = tmp_path / "server.toml"
     config.write_text(
         f'issuer = "{ISSUER}"\nreplay_store = "memory://"\njwks_file_check_seconds = 3600\n'
@@ -118,7 +110,7 @@ def test_sighup_rereads_at_once(tmp_path: Path, old_key: Key, new_key: Key) -> N
             except httpx.TransportError:
                 time.sleep(0.05)
         assert _status(base, old_key)[0] == 200
-        _publish(path, new_key)
+        publish(path, new_key)
         assert _status(base, new_key)[0] == 400  # not looked at for an hour...
         proc.send_signal(signal.SIGHUP)
         for _ in range(100):  # ... until SIGHUP, handled on the loop between requests
