@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -46,6 +46,9 @@ class Parsed:
     kid: str | None
     alg: str | None
     origin: str
+    #: X.509 certificates that came with the key (a PKCS#12 bundle, a PEM file holding the key
+    #: and its chain), leaf first; checked to match the key by :mod:`pkjwt.certificates`
+    certificates: tuple[Any, ...] = ()
 
 
 def check_strength(kty: str, *, bits: int | None, crv: str | None, origin: str) -> None:
@@ -77,10 +80,13 @@ def parse_bytes(data: bytes, password: str | bytes | None, origin: str) -> Parse
     if stripped.startswith(b"{"):
         return parse_jwk(_single_jwk(stripped, origin), origin)
     if b"-----BEGIN" in stripped:
-        return parse_native(_load_pem(stripped, pw, origin), origin)
-    native = _load_der(data, pw)
+        parsed = parse_native(_load_pem(stripped, pw, origin), origin)
+        if b"PRIVATE KEY-----" in stripped and b"CERTIFICATE-----" in stripped:
+            return replace(parsed, certificates=_pem_certificates(stripped, origin))
+        return parsed
+    native, chain = _load_der(data, pw)
     if native is not None:
-        return parse_native(native, origin)
+        return replace(parse_native(native, origin), certificates=chain)
     raise KeyLoadError(
         f"{origin}: not a key pkjwt can read",
         hint="supported: PEM (PKCS#1, PKCS#8, SEC1, encrypted), JWK JSON, PKCS#12, DER",
@@ -108,22 +114,32 @@ def _single_jwk(text: bytes, origin: str) -> dict[str, Any]:
     return obj
 
 
-def _load_der(data: bytes, pw: bytes | None) -> Any:
-    """A PKCS#12 bundle's key, else a DER private key, else a DER public key, else None."""
+def _load_der(data: bytes, pw: bytes | None) -> tuple[Any, tuple[Any, ...]]:
+    """A PKCS#12 bundle's key and certificates (leaf first), else a DER private key, else a
+    DER public key, else None; with no certificates outside PKCS#12."""
     try:
-        p_key, _cert, _more = pkcs12.load_key_and_certificates(data, pw)
+        p_key, cert, more = pkcs12.load_key_and_certificates(data, pw)
     except (ValueError, TypeError):
         p_key = None
     if p_key is not None:
-        return p_key
+        return p_key, tuple(c for c in (cert, *more) if c is not None)
     try:
-        return serialization.load_der_private_key(data, pw)
+        return serialization.load_der_private_key(data, pw), ()
     except (ValueError, TypeError):
         pass
     try:
-        return serialization.load_der_public_key(data)
+        return serialization.load_der_public_key(data), ()
     except (ValueError, TypeError):
-        return None
+        return None, ()
+
+
+def _pem_certificates(data: bytes, origin: str) -> tuple[Any, ...]:
+    from cryptography import x509
+
+    try:
+        return tuple(x509.load_pem_x509_certificates(data))
+    except ValueError:
+        raise KeyLoadError(f"{origin}: a CERTIFICATE block beside the key does not parse") from None
 
 
 def _load_pem(data: bytes, pw: bytes | None, origin: str) -> Any:
@@ -192,7 +208,24 @@ def parse_jwk(obj: dict[str, Any], origin: str) -> Parsed:
     if jwk_alg is not None and not isinstance(jwk_alg, str):
         raise KeyLoadError(f"{origin}: JWK 'alg' must be a string")
     jwk_kid = obj.get("kid")
-    return Parsed(jose, str(jwk_kid) if jwk_kid else None, jwk_alg, origin)
+    chain = jwk_certificates(obj.get("x5c"), origin)
+    return Parsed(jose, str(jwk_kid) if jwk_kid else None, jwk_alg, origin, chain)
+
+
+def jwk_certificates(x5c: Any, origin: str) -> tuple[Any, ...]:
+    """A JWK's ``x5c`` (RFC 7517 4.7: standard base64 DER, leaf first) as certificates."""
+    if x5c is None:
+        return ()
+    from cryptography import x509
+
+    if not isinstance(x5c, list) or not x5c or not all(isinstance(c, str) for c in x5c):
+        raise KeyLoadError(f"{origin}: x5c must be a non-empty array of base64 certificates")
+    try:
+        return tuple(
+            x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in x5c
+        )
+    except (binascii.Error, ValueError):
+        raise KeyLoadError(f"{origin}: x5c holds something that is not a certificate") from None
 
 
 def _jwk_rsa_bits(obj: dict[str, Any]) -> int | None:

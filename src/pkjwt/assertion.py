@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .certificates import header_values
 from .decode import b64url, compact
 from .errors import AssertionBuildError
 from .keys import Key, load_key
@@ -22,7 +23,9 @@ from .signing import FlexibleSigner, Signer, as_signer, asign
 __all__ = ["RESERVED_CLAIMS", "RESERVED_HEADERS", "AssertionFactory", "make_assertion"]
 
 RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "jti", "exp", "iat", "nbf"})
-RESERVED_HEADERS = frozenset({"alg", "kid", "typ", "crit", "jwk", "jku", "x5u"})
+RESERVED_HEADERS = frozenset(
+    {"alg", "kid", "typ", "crit", "jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"}
+)
 
 Clock = Callable[[], float]
 
@@ -96,6 +99,7 @@ class AssertionFactory:
         lifetime: int | None = None,
         extra_claims: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, Any] | None = None,
+        x509_headers: Sequence[str] = (),
         clock: Clock = time.time,
         jti_factory: Callable[[], str] = _uuid_jti,
     ) -> None:
@@ -131,12 +135,15 @@ class AssertionFactory:
                     hint="pass kid= when loading the key (the kid registered in your JWKS)",
                 )
             header["kid"] = kid
+        if x509_headers:  # x5t#S256 / x5t / x5c from the key's checked certificate chain
+            chain = source.certificates if isinstance(source, Key) else ()
+            header.update(header_values(chain, x509_headers))
         for name, value in (extra_headers or {}).items():
             if name in RESERVED_HEADERS:
                 raise AssertionBuildError(
                     f"extra header {name!r} would override what the {prof.name} profile sets",
-                    hint="alg, typ and kid come from the profile and the key; "
-                    "jwk/jku/x5u are never trusted by servers",
+                    hint="alg, typ and kid come from the profile and the key; x5t#S256/x5t/"
+                    "x5c from its certificate (x509_headers=); jwk/jku/x5u are never trusted",
                 )
             header[name] = value
         self._header_b64 = b64url(json.dumps(header, separators=(",", ":")).encode())

@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 
-from .client_auth import AuthMethod, client_auth_for
+from .certificates import X509Header
+from .client_auth import AuthMethod, ClientAuth, client_auth_for
 from .discovery import ServerMetadata
 from .errors import ConfigError
 from .keys import KeySource
@@ -36,6 +37,21 @@ from .transport import HttpTransport, Trust, tls_context
 from .urls import endpoint_url
 
 __all__ = ["AuthMethod", "TokenClient"]
+
+
+def _cache_key(config: EndpointConfig, auth: ClientAuth) -> CacheKey:
+    """Every input that changes the token, the credential included (another key, kid or
+    secret must fetch, not reuse what the old one got)."""
+    return (
+        config.token_url or config.issuer or "",
+        config.client_id,
+        config.scope or "",
+        config.resource,
+        config.audience or "",
+        auth.name,
+        tuple(sorted(config.extra_params.items())),
+        auth.identity,
+    )
 
 
 class TokenClient:
@@ -63,6 +79,9 @@ class TokenClient:
     * ``kid`` / ``alg``: the key id registered in your JWKS, and an algorithm to pin (default:
       the profile's preferred one the key can make, narrowed to what the server advertises).
     * ``key_password``: for an encrypted key file.
+    * ``certificate`` / ``x509_headers``: the key's X.509 chain (PEM; not needed when the key
+      file holds it: PKCS#12, or PEM with both) and which certificate headers to send:
+      ``"x5t#S256"``, ``"x5t"`` (Entra ID's certificate credentials), ``"x5c"``.
     * ``client_secret`` / ``auth_method``: for ``client_secret_basic`` (the default without a
       key), ``client_secret_post`` or ``client_secret_jwt``.
     * ``profile``: ``"nhs"``, ``"rfc7523bis"``, ``"fapi2"``, ``"legacy"`` or a
@@ -97,6 +116,8 @@ class TokenClient:
         kid: str | None = None,
         alg: str | None = None,
         key_password: str | bytes | None = None,
+        certificate: str | os.PathLike[str] | bytes | None = None,
+        x509_headers: Sequence[X509Header] = (),
         client_secret: str | None = None,
         auth_method: AuthMethod | None = None,
         profile: ProfileName | Profile | None = None,
@@ -128,6 +149,8 @@ class TokenClient:
             alg=alg,
             key_password=key_password,
             client_secret=client_secret,
+            certificate=certificate,
+            x509_headers=x509_headers,
         )
         config = EndpointConfig(
             client_id=client_id,
@@ -155,18 +178,8 @@ class TokenClient:
             asleep=asleep,
             verify=tls_context(trust, os.fspath(ca_bundle) if ca_bundle else None),
         )
-        #: what a cached token is for: every input that changes the token, the credential
-        #: included (another key, kid or secret must fetch, not reuse what the old one got)
-        self.cache_key: CacheKey = (
-            token_url or issuer or "",
-            client_id,
-            config.scope or "",
-            config.resource,
-            audience or "",
-            auth.name,
-            tuple(sorted(config.extra_params.items())),
-            auth.identity,
-        )
+        #: what a cached token is for: every input that changes the token
+        self.cache_key: CacheKey = _cache_key(config, auth)
 
     # -- configuration (read-only: the cache key is made from it) -------------------------------
     @property

@@ -22,12 +22,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from .assertion import AssertionFactory
+from .certificates import header_values
 from .discovery import ServerMetadata
 from .errors import ConfigError
 from .flow import Flow, Sign, ready
@@ -129,9 +131,12 @@ class _JwtMethod:
 
     name: ClassVar[str]
 
-    def __init__(self, source: Key | Signer, identity: str) -> None:
+    def __init__(
+        self, source: Key | Signer, identity: str, x509_headers: tuple[str, ...] = ()
+    ) -> None:
         self.source = source
         self.identity = identity
+        self.x509_headers = x509_headers
         self._factories: dict[tuple[Any, ...], AssertionFactory] = {}
 
     def _profile(self, profile: Profile) -> Profile:
@@ -151,6 +156,7 @@ class _JwtMethod:
                 issuer=ctx.issuer,
                 audience=ctx.audience,
                 alg=alg,
+                x509_headers=self.x509_headers,
             )
         return factory
 
@@ -227,15 +233,20 @@ class PrivateKeyJwt(_JwtMethod):
         kid: str | None = None,
         alg: str | None = None,
         password: str | bytes | None = None,
+        certificate: str | os.PathLike[str] | bytes | None = None,
+        x509_headers: Sequence[str] = (),
     ) -> None:
         if is_key_uri(key):  # a key that stays in its HSM/KMS: its signer
             key = open_signer(key, alg=alg, kid=kid)
+        headers = tuple(x509_headers)
         if isinstance(key, Signer):
-            super().__init__(key, f"signer:{key.kid}:{key.alg}")
+            super().__init__(key, f"signer:{key.kid}:{key.alg}", headers)
             return
-        loaded = load_key(key, kid=kid, password=password, alg=alg)
+        loaded = load_key(key, kid=kid, password=password, alg=alg, certificate=certificate)
         require_private(loaded)
-        super().__init__(loaded, f"key:{loaded.thumbprint()}:{loaded.kid}:{loaded.alg}")
+        header_values(loaded.certificates, headers)  # fail now, not at the first request
+        identity = f"key:{loaded.thumbprint()}:{loaded.kid}:{loaded.alg}"
+        super().__init__(loaded, identity + (f":{','.join(headers)}" if headers else ""), headers)
 
 
 class ClientSecretJwt(_JwtMethod):
@@ -338,6 +349,8 @@ def client_auth_for(
     alg: str | None = None,
     key_password: str | bytes | None = None,
     client_secret: str | None = None,
+    certificate: str | os.PathLike[str] | bytes | None = None,
+    x509_headers: Sequence[str] = (),
 ) -> ClientAuth:
     """The method for :class:`~pkjwt.client.TokenClient`'s arguments: ``private_key_jwt`` when
     a key is given, else ``client_secret_basic``, unless ``auth_method`` names one."""
@@ -345,7 +358,16 @@ def client_auth_for(
         return key
     # a key is parsed (and a public one refused) whatever the method, as it always was
     signing = (
-        PrivateKeyJwt(key, kid=kid, alg=alg, password=key_password) if key is not None else None
+        PrivateKeyJwt(
+            key,
+            kid=kid,
+            alg=alg,
+            password=key_password,
+            certificate=certificate,
+            x509_headers=x509_headers,
+        )
+        if key is not None
+        else None
     )
     method = auth_method or ("private_key_jwt" if key is not None else "client_secret_basic")
     if method == PrivateKeyJwt.name:

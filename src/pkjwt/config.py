@@ -58,6 +58,10 @@ class ClientSettings:
     jwks: str | None = None
     #: where tokens are shared: a store URL (default: the user's cache folder)
     store: str | None = None
+    #: the key's X.509 chain (PEM), when the key file does not hold it
+    certificate: str | None = None
+    #: certificate headers to send, comma-separated: x5t#S256, x5t, x5c
+    cert_headers: str | None = None
 
     def missing(self) -> list[str]:
         out = []

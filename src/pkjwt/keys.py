@@ -15,7 +15,7 @@ import json
 import os
 import stat
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,9 @@ class Key:
     alg: str
     algs: tuple[str, ...]
     alg_pinned: bool
+    #: the X.509 chain that came with the key (leaf first; checked to hold this key), for the
+    #: ``x5t#S256``/``x5t``/``x5c`` headers some servers (Entra ID) want
+    certificates: tuple[Any, ...] = field(default=(), repr=False)
 
     # -- description -------------------------------------------------------------------------
     @property
@@ -122,7 +125,8 @@ class Key:
 
     # -- use -----------------------------------------------------------------------------------
     def public_jwk(self) -> dict[str, Any]:
-        """The public JWK with ``kid``, ``use: sig`` and (when pinned) ``alg``."""
+        """The public JWK with ``kid``, ``use: sig``, (when pinned) ``alg`` and, for a key with
+        its certificate, ``x5c`` and ``x5t#S256`` (RFC 7517 4.7-4.9; Entra ID reads them)."""
         jwk: dict[str, Any] = dict(self.jose.as_dict(private=False))
         for member in PRIVATE_JWK_MEMBERS:
             jwk.pop(member, None)
@@ -130,18 +134,22 @@ class Key:
         jwk["use"] = "sig"
         if self.alg_pinned:
             jwk["alg"] = self.alg
+        if self.certificates:
+            from .certificates import header_values
+
+            jwk.update(header_values(self.certificates, ("x5c", "x5t#S256")))
         return jwk
 
     def public(self) -> Key:
         """This key without its private half."""
         native: Any = self.jose.public_key
         pub = type(self.jose).import_key(native)
-        return Key(pub, self.kid, self.alg, self.algs, self.alg_pinned)
+        return Key(pub, self.kid, self.alg, self.algs, self.alg_pinned, self.certificates)
 
     def with_alg(self, alg: str) -> Key:
         """The same key pinned to ``alg`` (checked against the key type)."""
         _check_alg(self.kty, self.curve, alg)
-        return Key(self.jose, self.kid, alg, (alg,), True)
+        return Key(self.jose, self.kid, alg, (alg,), True, self.certificates)
 
     def private_pem(self, password: bytes | str | None = None) -> bytes:
         """PKCS#8 PEM, encrypted when a password is given. Handle the result as a secret."""
@@ -219,6 +227,7 @@ def load_key(
     kid: str | None = None,
     alg: str | None = None,
     env: str | None = None,
+    certificate: str | os.PathLike[str] | bytes | None = None,
 ) -> Key:
     """Load a key once, from any of the forms users have.
 
@@ -226,12 +235,29 @@ def load_key(
     PEM/JWK text, bytes, a JWK dict, a ``cryptography`` key object, or a :class:`Key`. With
     ``env=NAME`` (and ``source=None``) the key is read from that environment variable, which
     holds PEM or JWK text (for containers). ``kid`` defaults to the JWK's ``kid`` or else the
-    RFC 7638 thumbprint; ``alg`` pins the algorithm.
+    RFC 7638 thumbprint; ``alg`` pins the algorithm. ``certificate``: the key's X.509 chain
+    (PEM, leaf first), when it is not in the key file already (PKCS#12 or a PEM holding both).
     """
+    key = _load_key(source, password=password, kid=kid, alg=alg, env=env)
+    if certificate is not None:
+        from .certificates import load_certificates
+
+        key = with_certificates(key, load_certificates(certificate), str(certificate))
+    return key
+
+
+def _load_key(
+    source: KeySource,
+    *,
+    password: str | bytes | None,
+    kid: str | None,
+    alg: str | None,
+    env: str | None,
+) -> Key:
     if isinstance(source, Key):
         key = source
         if kid and kid != key.kid:
-            key = Key(key.jose, kid, key.alg, key.algs, key.alg_pinned)
+            key = Key(key.jose, kid, key.alg, key.algs, key.alg_pinned, key.certificates)
         return key.with_alg(alg) if alg else key
     if env is not None:
         value = os.environ.get(env)
@@ -317,7 +343,18 @@ def _build(parsed: Parsed, kid: str | None, alg: str | None) -> Key:
     a conflicting ``alg`` is an error rather than a silent choice."""
     if alg and parsed.alg and alg != parsed.alg:
         raise KeyLoadError(f"{parsed.origin}: JWK says alg {parsed.alg}, but {alg} was requested")
-    return _make(parsed.jose, kid=kid or parsed.kid, alg=alg or parsed.alg)
+    key = _make(parsed.jose, kid=kid or parsed.kid, alg=alg or parsed.alg)
+    return (
+        with_certificates(key, parsed.certificates, parsed.origin) if parsed.certificates else key
+    )
+
+
+def with_certificates(key: Key, chain: Sequence[Any], origin: str) -> Key:
+    """``key`` with its certificate chain (leaf first), refused when the leaf holds another key."""
+    from .certificates import check_chain
+
+    check_chain(key, chain, origin)
+    return Key(key.jose, key.kid, key.alg, key.algs, key.alg_pinned, tuple(chain))
 
 
 def _make(jose: JoseKey, *, kid: str | None, alg: str | None) -> Key:

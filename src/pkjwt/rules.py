@@ -9,15 +9,18 @@ everything else passed, because recording a ``jti`` is the one side effect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from joserfc.jws import JWSRegistry
 
+from ._key_formats import jwk_certificates
 from .catalogue import CATALOGUE, RuleInfo
+from .certificates import check_chain, header_values
 from .decode import DecodedJWT, DecodeError, decode_compact
+from .errors import KeyLoadError
 from .keys import Key, KeySet
 from .profiles import EXPLICIT_TYP, AudiencePolicy, Profile, TypPolicy
 
@@ -371,8 +374,47 @@ def _r9_key(s: _State) -> Finding:
         return _fail("R9", "key.type_mismatch", expected, _show(alg), hint)
     if key.kty == "RSA" and key.size < profile.min_rsa_bits:
         return _fail("R9", "key.too_small", f"RSA >= {profile.min_rsa_bits} bits", str(key.size))
+    wrong = _certificate_finding(header, key)
+    if wrong is not None:
+        return wrong
     s.key = key
     return _pass("R9", "key.selected", "a registered key", f"kid {key.kid!r}")
+
+
+def _certificate_finding(header: Mapping[str, Any], key: Key) -> Finding | None:
+    wrong = certificate_mismatch(header, key)
+    if wrong is None:
+        return None
+    name, expected, got = wrong
+    return _fail(
+        "R9",
+        "key.certificate",
+        expected,
+        got,
+        f"the {name} header must name the certificate of key {key.kid!r}: send the "
+        "certificate issued for the signing key (or no certificate headers)",
+    )
+
+
+def certificate_mismatch(header: Mapping[str, Any], key: Key) -> tuple[str, str, str] | None:
+    """Certificate headers that name something other than ``key``: ``x5c`` whose leaf holds
+    another key, or ``x5t#S256``/``x5t`` that are not the thumbprints of the certificate the
+    registered JWK carries (its ``x5c``); (header, expected, got), or None."""
+    x5c = header.get("x5c")
+    if x5c is not None:
+        try:
+            leaf = jwk_certificates(x5c, "x5c")[:1]
+            check_chain(key, leaf, "x5c")
+        except KeyLoadError:
+            return "x5c", f"a chain whose first certificate holds key {key.kid!r}", "another"
+    if not key.certificates:
+        return None  # nothing registered to compare a thumbprint with
+    for name in ("x5t#S256", "x5t"):
+        if name in header:
+            expected = header_values(key.certificates, (name,))[name]
+            if header[name] != expected:
+                return name, f"{name} {expected}", _show(header[name])
+    return None
 
 
 # -- R11: signature -------------------------------------------------------------------------------

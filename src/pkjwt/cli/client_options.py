@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..certificates import X509_HEADERS, X509Header
 from ..client import TokenClient
 from ..config import ClientSettings, resolve_with_sources, section_names
 from ..errors import ConfigError
@@ -29,6 +30,18 @@ _OPTIONS = [
     click.option("--client-id", help="Client id (NHS: the app's API key)."),
     click.option("--key", help="Private key file, or env:VAR holding PEM/JWK text."),
     click.option("--kid", help="Key id registered in your JWKS."),
+    click.option(
+        "--cert",
+        "--certificate",
+        "certificate",
+        metavar="FILE",
+        help="The key's X.509 certificate chain (PEM), if the key file does not hold it.",
+    ),
+    click.option(
+        "--cert-headers",
+        metavar="x5t#S256,x5t,x5c",
+        help="Certificate headers to send (Entra ID certificate credentials want x5t).",
+    ),
     click.option("--alg", help="Signing algorithm (default: the profile's, else the key's)."),
     click.option(
         "--profile", metavar="|".join(PROFILES), help="Assertion profile (what the JWT says)."
@@ -118,6 +131,16 @@ def show_sources(settings: ClientSettings, sources: dict[str, str]) -> None:
         click.echo(f"  {name:<18} {value!s:<48} from {where}", err=True)
 
 
+def _cert_headers(text: str | None) -> tuple[X509Header, ...]:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in X509_HEADERS]
+    if unknown:
+        raise ConfigError(
+            f"--cert-headers: unknown {', '.join(unknown)}", hint="use x5t#S256, x5t and/or x5c"
+        )
+    return tuple(n for n in X509_HEADERS if n in names)
+
+
 def build_client(settings: ClientSettings, *, cache: bool) -> TokenClient:
     secret = None
     if settings.client_secret_env:
@@ -136,6 +159,8 @@ def build_client(settings: ClientSettings, *, cache: bool) -> TokenClient:
         issuer=settings.issuer,
         client_id=settings.client_id or "",
         key=key,
+        certificate=settings.certificate,
+        x509_headers=_cert_headers(settings.cert_headers),
         client_secret=secret,
         auth_method=settings.auth_method,  # type: ignore[arg-type]
         profile=get_profile(settings.profile) if settings.profile else None,
