@@ -31,7 +31,9 @@ def missing(*tools: str) -> str | None:
     absent = [t for t in tools if shutil.which(t) is None]
     if not absent:
         return None
-    return f"{', '.join(absent)} not installed ({_INSTALL.get(absent[0], 'install it')})"
+    # every missing tool's command, once: softhsm2-util and pkcs11-tool come from two packages
+    how = "; ".join(dict.fromkeys(_INSTALL.get(t, "install it") for t in absent))
+    return f"{', '.join(absent)} not installed ({how})"
 
 
 def need(*tools: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,23 @@ class SoftHsm:
             token, "--keypairgen", "--key-type", key_type, "--label", label, "--id", key_id,
             "--usage-sign",
         )  # fmt: skip
+
+    def generate_unusable(self, token: str, label: str, key_id: str) -> None:
+        """An EC P-256 key pair whose private key may not sign (CKA_SIGN false): pkcs11-tool
+        always sets it, so python-pkcs11 makes this one, in a process of its own (this one
+        must not load SoftHSM2 before the tokens are all made)."""
+        script = (
+            "import sys, pkcs11\n"
+            "from pkcs11 import Attribute, KeyType\n"
+            "module, token, pin, label, key_id = sys.argv[1:]\n"
+            "token = pkcs11.lib(module).get_token(token_label=token)\n"
+            "with token.open(rw=True, user_pin=pin) as s:\n"
+            "    p256 = {Attribute.EC_PARAMS: bytes.fromhex('06082a8648ce3d030107')}\n"
+            "    params = s.create_domain_parameters(KeyType.EC, p256, local=True)\n"
+            "    params.generate_keypair(store=True, label=label, id=bytes.fromhex(key_id),\n"
+            "                            private_template={Attribute.SIGN: False})\n"
+        )
+        self._run(sys.executable, "-c", script, self.module, token, USER_PIN, label, key_id)
 
     def import_private(
         self, token: str, native: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, label: str,

@@ -12,6 +12,7 @@ rsa-nopub      04    an RSA private key imported alone (no public key object)
 ec-nopub       05    an EC private key imported alone
 twin           06    two RSA private keys imported with the same label
 twin           07
+no-sign        08    an EC P-256 key pair whose private key's CKA_SIGN is false
 =============  ====  ============================================================
 
 Token ``pkjwt-spare`` is never logged in to with its right PIN: the wrong-PIN tests use it
@@ -50,6 +51,7 @@ def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
     store.import_private(TOKEN, ec.generate_private_key(ec.SECP256R1()), "ec-nopub", "05")
     store.import_private(TOKEN, rsa.generate_private_key(65537, 2048), "twin", "06")
     store.import_private(TOKEN, rsa.generate_private_key(65537, 2048), "twin", "07")
+    store.generate_unusable(TOKEN, "no-sign", "08")
     with pytest.MonkeyPatch.context() as env:
         # SoftHSM2 reads it when the module is first loaded in this process, and children
         # (pkjwt processes, pkcs11-tool) inherit it

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwcrypto import jwk as jwcrypto_jwk
 from pkcs11 import Mechanism
+from pkcs11 import exceptions as p11
 
 from pkjwt import AssertionFactory, TokenClient
 from pkjwt.cli.main import cli
@@ -29,12 +30,12 @@ from pkjwt.errors import KeyLoadError, SignerUnavailable
 from pkjwt.keys import load_key
 from pkjwt.signers import open_signer
 from pkjwt.signers.pkcs11 import Pkcs11Signer, _ec_public, _plan
+from pkjwt.signers.pkcs11_session import explain
+from pkjwt.signers.pkcs11_uri import Pin
 from pkjwt.testing import local_auth_server
 from softhsm import USER_PIN, SoftHsm
 
 from .conftest import SPARE, TOKEN
-
-pytestmark = pytest.mark.usefixtures("hsm")
 
 WRONG_PIN = "1357-wrong-pin-value"
 RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
@@ -405,3 +406,36 @@ def test_ec_points_are_read_bare_or_wrapped_in_der(curve: ec.EllipticCurve) -> N
         _ec_public(oid, b"\x04" + length + point + b"\0")
     with pytest.raises(ValueError, match="curve"):
         _ec_public(bytes.fromhex("06052b81040021"), point)  # P-224
+
+
+def test_a_key_that_may_not_sign_is_refused_when_loaded(hsm: SoftHsm) -> None:
+    with pytest.raises(KeyLoadError, match="may not sign"):
+        open_signer(hsm.uri(TOKEN, "no-sign"))
+
+
+# -- what each PKCS#11 failure becomes (SoftHSM2 never locks a PIN, nor fails as a device) ----
+
+
+@pytest.mark.parametrize(
+    ("error", "says", "retryable"),
+    [
+        (p11.PinIncorrect, "refused the PIN", False),
+        (p11.PinLenRange, "refused the PIN", False),
+        (p11.PinLocked, "the user PIN is locked", False),
+        (p11.PinExpired, "must be set first", False),
+        (p11.DeviceError, "failed: DeviceError", True),
+        (p11.DeviceRemoved, "failed: DeviceRemoved", True),
+        (p11.SessionCount, "failed: SessionCount", True),
+        (p11.MechanismInvalid, "refused the operation: MechanismInvalid", False),
+    ],
+)
+def test_each_pkcs11_error_becomes_signer_unavailable(
+    error: type[Exception], says: str, retryable: bool
+) -> None:
+    pin = Pin(WRONG_PIN, "pin-value")
+    explained = explain(error(), "hsm-1", pin)
+    assert isinstance(explained, SignerUnavailable)
+    assert explained.message.startswith("pkcs11 token 'hsm-1'")
+    assert says in explained.message
+    assert explained.retryable is retryable
+    assert WRONG_PIN not in str(explained)
