@@ -439,3 +439,23 @@ def test_each_pkcs11_error_becomes_signer_unavailable(
     assert says in explained.message
     assert explained.retryable is retryable
     assert WRONG_PIN not in str(explained)
+
+
+def test_pkjwt_jwks_without_alg_leaves_an_rsa_key_open_for_the_servers_alg(
+    hsm: SoftHsm, cli_env: dict[str, str]
+) -> None:
+    # an RSA key's own default is RS256; pinned in the JWKS, an NHS server (RS512) refuses it
+    uri = hsm.uri(TOKEN, "nhs-int-1")
+    result = CliRunner().invoke(cli, ["jwks", uri], env=cli_env)
+    assert result.exit_code == 0, result.output
+    published = json.loads(result.stdout)
+    assert "alg" not in published["keys"][0]
+    assert "pass --alg RS512" in result.stderr
+    registered = [{"client_id": "hsm-open", "jwks": published}]
+    with (
+        local_auth_server("nhs", clients=registered) as server,
+        TokenClient(token_url=server.token_url, client_id="hsm-open", key=uri, profile="nhs") as c,
+    ):
+        assert c.get_token().access_token
+    ec_result = CliRunner().invoke(cli, ["jwks", hsm.uri(TOKEN, "ec-p256")], env=cli_env)
+    assert json.loads(ec_result.stdout)["keys"][0]["alg"] == "ES256"  # one alg: pinned
