@@ -459,3 +459,28 @@ def test_pkjwt_jwks_without_alg_leaves_an_rsa_key_open_for_the_servers_alg(
         assert c.get_token().access_token
     ec_result = CliRunner().invoke(cli, ["jwks", hsm.uri(TOKEN, "ec-p256")], env=cli_env)
     assert json.loads(ec_result.stdout)["keys"][0]["alg"] == "ES256"  # one alg: pinned
+
+
+def test_the_token_may_be_named_by_serial_slot_and_makers(
+    hsm: SoftHsm, rsa_signer: Pkcs11Signer
+) -> None:
+    link = rsa_signer._link
+    serial = link.token.serial.decode().strip()
+    path = (
+        f"pkcs11:serial={serial};slot-id={link.slot.slot_id};manufacturer=SoftHSM%20project"
+        ";model=SoftHSM%20v2;library-manufacturer=SoftHSM;object=nhs-int-1;type=private"
+    )
+    query = f"?module-path={hsm.module}&pin-source={hsm.pin_file}"
+    assert open_signer(path + query).kid == rsa_signer.kid
+    with pytest.raises(KeyLoadError, match="library-version is 2"):
+        open_signer(path + ";library-version=99" + query)
+    with pytest.raises(KeyLoadError, match="no token matches"):
+        open_signer(path.replace(f"serial={serial}", "serial=0000") + query)
+
+
+def test_module_and_pin_from_the_environment(
+    hsm: SoftHsm, ec_signer: Pkcs11Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PKJWT_PKCS11_MODULE", hsm.module)
+    monkeypatch.setenv("PKJWT_PKCS11_PIN", USER_PIN)
+    assert open_signer(f"pkcs11:token={TOKEN};object=ec-p256").kid == ec_signer.kid

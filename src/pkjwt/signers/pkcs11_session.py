@@ -15,7 +15,7 @@ import hmac
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pkcs11
@@ -284,13 +284,3 @@ def explain(exc: Exception, label: str, pin: Pin | None = None) -> PkjwtError:
             retryable=True,
         )
     return SignerUnavailable(f"{where} refused the operation: {_name(exc)}", retryable=False)
-
-
-def reset_links(keys: Iterable[tuple[int, str, int]] | None = None) -> None:
-    """Forget this process's links (all, or ``keys``), closing their sessions: for tests and
-    for a process that must log out before it goes on."""
-    with _REGISTRY:
-        chosen = list(_LINKS) if keys is None else [k for k in keys if k in _LINKS]
-        links = [_LINKS.pop(k) for k in chosen]
-    for link in links:
-        link.drop()
