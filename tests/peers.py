@@ -1,9 +1,10 @@
 """Which peers the tests need, and what happens when one is missing on this machine.
 
-The real peers (redis-server; Node.js with npm for oidc-provider and openid-client) are
-installed by ``.ci/run``, which sets ``PKJWT_REQUIRE_PEERS=1``: there a missing peer fails the
-run, so CI never skips them. On a developer's machine without them, the tests that need them
-are skipped with a reason that says what to install (``pytest -rs`` lists them).
+The real peers (redis-server; Node.js with npm for oidc-provider and openid-client; SoftHSM2
+and OpenSC's pkcs11-tool for the PKCS#11 signer) are installed by ``.ci/run``, which sets
+``PKJWT_REQUIRE_PEERS=1``: there a missing peer fails the run, so CI never skips them. On a
+developer's machine without them, the tests that need them are skipped with a reason that says
+what to install (``pytest -rs`` lists them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ _INSTALL = {
     "redis-server": "apt-get install redis-server",
     "node": "apt-get install nodejs npm (Node.js >= 20)",
     "npm": "apt-get install nodejs npm (Node.js >= 20)",
+    "softhsm2-util": "apt-get install softhsm2",
+    "libsofthsm2.so": "apt-get install softhsm2",
+    "pkcs11-tool": "apt-get install opensc",
 }
 
 
@@ -27,7 +31,9 @@ def missing(*tools: str) -> str | None:
     absent = [t for t in tools if shutil.which(t) is None]
     if not absent:
         return None
-    return f"{', '.join(absent)} not installed ({_INSTALL.get(absent[0], 'install it')})"
+    # every missing tool's command, once: softhsm2-util and pkcs11-tool come from two packages
+    how = "; ".join(dict.fromkeys(_INSTALL.get(t, "install it") for t in absent))
+    return f"{', '.join(absent)} not installed ({how})"
 
 
 def need(*tools: str) -> None:

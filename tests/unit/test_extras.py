@@ -120,6 +120,12 @@ def test_the_library_raises_an_import_error_naming_the_pip_command() -> None:
             "from pkjwt.server.replay import open_replay_store; open_replay_store('redis://x')",
             "redis",
         ),
+        (
+            "from pkjwt.signers import open_signer; "
+            "open_signer('pkcs11:token=t;object=k?module-path=/x.so')",
+            "pkcs11",
+        ),
+        ("from pkjwt.signers.pkcs11 import Pkcs11Signer", "pkcs11"),
     ],
 )
 def test_other_extras_name_their_pip_command(code: str, extra: str) -> None:
@@ -134,3 +140,21 @@ def test_other_extras_name_their_pip_command(code: str, extra: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"pip install 'pkjwt[{extra}]'"
+
+
+def test_a_client_never_loads_python_pkcs11_unless_a_pkcs11_uri_is_used() -> None:
+    done = _run(
+        """
+        import json, sys
+        import pkjwt, pkjwt.signers, pkjwt.testing
+        from pkjwt.cli import token, jwks
+        key = pkjwt.generate_key("ES256", kid="k1")
+        pkjwt.TokenClient(
+            token_url="https://as.example/token", client_id="c", key=key, profile="legacy"
+        ).make_assertion()
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "pkcs11")))
+        """,
+        (),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []

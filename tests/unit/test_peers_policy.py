@@ -15,6 +15,13 @@ def test_a_missing_tool_is_named_with_its_install_command() -> None:
     assert why.startswith("redis-server-that-is-not-there not installed")
 
 
+def test_each_missing_tools_install_command_is_named_once() -> None:
+    why = peers.missing("sh", "softhsm2-util-not-here", "libsofthsm2.so")
+    assert why is not None
+    assert why.startswith("softhsm2-util-not-here, libsofthsm2.so not installed")
+    assert why.endswith("(install it; apt-get install softhsm2)")
+
+
 def test_missing_means_skip_here(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(peers, "REQUIRED", False)
     with pytest.raises(pytest.skip.Exception):

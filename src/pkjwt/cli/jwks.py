@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..keys import jwks
+from ..keys import Key, jwks
 from ..signers import RemoteSigner
 from .common import load_cli_key, write_public_file
 
@@ -51,8 +51,13 @@ def command(
         )
         for i, spec in enumerate(keyfiles)
     ]
-    # a key in an HSM/KMS: its public half as it signs (kid: the thumbprint unless --kid)
-    keys = [k.public_key() if isinstance(k, RemoteSigner) else k for k in loaded]
+    # a key in an HSM/KMS: its public half (kid: the thumbprint unless --kid), its alg pinned
+    # only when --alg says which: an RSA key's default (RS256) would pin the wrong one for a
+    # server that wants RS512 or PS256, so it is left open, as for a local RSA key
+    keys = [
+        _published(k, pinned=i < len(algs)) if isinstance(k, RemoteSigner) else k
+        for i, k in enumerate(loaded)
+    ]
     # pin the alg wherever the key type allows only one (EC: its curve's), as keygen does
     keys = [k.with_alg(k.alg) if len(k.algs) == 1 and not k.alg_pinned else k for k in keys]
     unpinned = [k.kid for k in keys if k.kty == "RSA" and not k.alg_pinned]
@@ -68,3 +73,10 @@ def command(
         click.echo(f"wrote {out} ({len(keys)} key{'s' if len(keys) > 1 else ''})", err=True)
     else:
         click.echo(text, nl=False)
+
+
+def _published(signer: RemoteSigner, *, pinned: bool) -> Key:
+    if pinned:
+        return signer.public_key()
+    public = signer.public
+    return Key(public.jose, signer.kid, signer.alg, signer.algs, False)
