@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .errors import OAuthError, PkjwtError, TransportError
+from .errors import OAuthError, PkjwtError, SignerUnavailable, TransportError
 
 __all__ = ["RetryPolicy"]
 
@@ -29,7 +29,8 @@ class RetryPolicy:
     def retryable(self, exc: PkjwtError) -> bool:
         if isinstance(exc, TransportError):
             return True
-        return isinstance(exc, OAuthError) and exc.retryable
+        # an HSM/KMS that timed out or throttled us may answer next time; one that denied us not
+        return isinstance(exc, OAuthError | SignerUnavailable) and exc.retryable
 
     def delay(
         self, attempt: int, exc: PkjwtError, rng: random.Random | None = None

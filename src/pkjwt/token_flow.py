@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from . import nhs
 from .client_auth import AssertionAuth, AuthContext, ClientAuth, Credentials
 from .discovery import ServerMetadata, metadata_urls, parse_metadata
-from .errors import ConfigError, OAuthError, PkjwtError, TransportError
+from .errors import ConfigError, OAuthError, PkjwtError, SignerUnavailable, TransportError
 from .flow import Call, Flow, Reply, Send, Sleep
 from .keys import KeySet
 from .profiles import LEGACY, NHS, RFC7523BIS, Profile, get_profile
@@ -255,9 +255,12 @@ class TokenEndpoint:
             attempt += 1
             ctx = self.context(profile)  # with a key ring's previous key for one attempt:
             ctx = replace(ctx, previous_key=True) if stepped_back else ctx
-            # fresh credentials (a new jti) on every attempt
-            credentials = yield from self.auth.credentials(ctx)
-            headers, body = self._request(credentials)
+            try:  # fresh credentials (a new jti) on every attempt
+                credentials = yield from self.auth.credentials(ctx)
+            except SignerUnavailable as exc:  # the HSM/KMS, not the server: retried if it may pass
+                yield from self._backoff(attempt, exc, f"signing failed ({exc.message})")
+                continue
+            headers, body = _request(self.config, credentials)
             try:
                 reply: Reply = yield Send("POST", token_url, headers, body, self._left())
             except TransportError as exc:
@@ -341,16 +344,6 @@ class TokenEndpoint:
             log.info("%s; retrying in %.2f s", what, delay)
         yield Sleep(delay)
 
-    def _request(self, credentials: Credentials) -> tuple[dict[str, str], bytes]:
-        config = self.config
-        headers = {"Content-Type": _FORM, "Accept": "application/json", **credentials.headers}
-        form = [("grant_type", "client_credentials"), *credentials.form]
-        if config.scope:
-            form.append(("scope", config.scope))
-        form += [("resource", r) for r in config.resource]
-        form += list(config.extra_params.items())
-        return headers, urlencode(form).encode("ascii")
-
     def _observe_date(self, reply: Reply) -> bool:
         """Estimate clock skew from the server's ``Date`` header; True when it changed."""
         date = next((v for k, v in reply.headers.items() if k.lower() == "date"), None)
@@ -388,6 +381,16 @@ class TokenEndpoint:
         if not self._warned_clock:
             self._warned_clock = True
             log.warning(message, offset, MAX_SKEW_CORRECTION)
+
+
+def _request(config: EndpointConfig, credentials: Credentials) -> tuple[dict[str, str], bytes]:
+    headers = {"Content-Type": _FORM, "Accept": "application/json", **credentials.headers}
+    form = [("grant_type", "client_credentials"), *credentials.form]
+    if config.scope:
+        form.append(("scope", config.scope))
+    form += [("resource", r) for r in config.resource]
+    form += list(config.extra_params.items())
+    return headers, urlencode(form).encode("ascii")
 
 
 def _steps_back(auth: object, exc: OAuthError) -> bool:
