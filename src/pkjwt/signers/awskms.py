@@ -22,7 +22,6 @@ it into JWS's ``R || S``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ..errors import ConfigError, KeyLoadError, PkjwtError, SignerUnavailable
 from ..keys import Key, load_key
+from ._cloud import digest_for, scrub
 from .base import RemoteSigner
 
 if TYPE_CHECKING:
@@ -71,11 +71,6 @@ KMS_ALGORITHM: dict[str, SigningAlgorithmSpecType] = {
     "ES256": "ECDSA_SHA_256",
     "ES384": "ECDSA_SHA_384",
     "ES512": "ECDSA_SHA_512",
-}
-_HASH: dict[str, Callable[[bytes], Any]] = {
-    "256": hashlib.sha256,
-    "384": hashlib.sha384,
-    "512": hashlib.sha512,
 }
 _RSA = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 #: the KMS ``KeySpec`` values pkjwt signs with, and the JWS algorithms each allows
@@ -242,7 +237,7 @@ class AwsKmsSigner(RemoteSigner):
         return f"AWS KMS key {self._key_id} ({self._region or 'no region'})"
 
     def _sign(self, alg: str, data: bytes) -> bytes:
-        digest: bytes = _HASH[alg[2:]](data).digest()
+        _, digest = digest_for(alg, data)
         # KeyId as the user named it, not the resolved key: IAM conditions such as
         # kms:RequestAlias see the alias; the answer's KeyId is checked below instead
         answer = self._call(
@@ -343,11 +338,9 @@ _CREDENTIAL_ERRORS = (
     TokenRetrievalError,
     SSOError,
 )
-_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b")
 _XML_ERROR = re.compile(
     r"<Code>(?P<code>[^<]+)</Code>(?:\s*<Message>(?P<message>[^<]*)</Message>)?"
 )
-_SIGV4_PARTS = re.compile(r"(Credential|Signature|SignedHeaders)=[^\s,]+")
 
 
 def kms_error(exc: ClientError | BotoCoreError, operation: str, what: str) -> PkjwtError:
@@ -423,16 +416,6 @@ def _hint(code: str, status: int, operation: str) -> str | None:
         "NotFoundException": "the key or alias is gone: check it in the KMS console",
         "InvalidKeyUsageException": f"pkjwt needs a SIGN_VERIFY key: {_CREATE}",
     }.get(code)
-
-
-def scrub(text: str) -> str:
-    """A KMS or botocore message fit for one line of an error: tags of an XML error body
-    dropped, access key ids and SigV4 parts masked, whitespace collapsed, length capped."""
-    text = re.sub(r"<[^>]*>", " ", text)
-    text = _ACCESS_KEY_ID.sub("***", text)
-    text = _SIGV4_PARTS.sub(r"\1=***", text)
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _cause(exc: Exception) -> Exception | None:
