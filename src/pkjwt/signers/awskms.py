@@ -87,7 +87,7 @@ _CREATE = "aws kms create-key --key-usage SIGN_VERIFY --key-spec RSA_4096 (or EC
 #: why a spec KMS has is not one pkjwt signs with
 _SPEC_REFUSED = {
     "ECC_SECG_P256K1": "secp256k1 (ES256K, RFC 8812) is not among the algorithms pkjwt signs "
-    "or verifies, nor among those OAuth servers accept for client assertions",
+    "or verifies",
     "SYMMETRIC_DEFAULT": "a symmetric key encrypts; it cannot make a signature anyone can verify",
     "SM2": "SM2 is not a JWS algorithm",
 }

@@ -63,7 +63,7 @@ ALG_BY_KMS: dict[str, str] = {
 }
 _REFUSED = {
     "EC_SIGN_SECP256K1_SHA256": "secp256k1 (ES256K, RFC 8812) is not among the algorithms "
-    "pkjwt signs or verifies, nor among those OAuth servers accept for client assertions",
+    "pkjwt signs or verifies",
     "RSA_SIGN_RAW_PKCS1_2048": "raw PKCS#1 keys sign without a hash OID; use an "
     "RSA_SIGN_PKCS1_* or RSA_SIGN_PSS_* version",
 }
