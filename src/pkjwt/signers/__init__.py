@@ -8,6 +8,8 @@ URI                              backend                                extra
 ==============================  =====================================  ==================
 ``pkcs11:token=...;object=...``  any HSM through PKCS#11 (RFC 7512)     ``pkjwt[pkcs11]``
 ``awskms:KEY-ID-ARN-OR-ALIAS``   AWS KMS ``Sign``                       ``pkjwt[awskms]``
+``gcpkms:projects/.../V``        Google Cloud KMS ``AsymmetricSign``    ``pkjwt[gcpkms]``
+``azurekv:https://V/keys/K``     Azure Key Vault (or Managed HSM)       ``pkjwt[azurekv]``
 ==============================  =====================================  ==================
 
 Each backend is a module of its own, imported only when its scheme is used; a missing extra
@@ -32,6 +34,8 @@ _PIN = re.compile(r"(pin-value=)[^&;]*", re.IGNORECASE)
 _BACKENDS: dict[str, tuple[str, str, str, str]] = {
     "pkcs11": ("pkcs11", "Pkcs11Signer", "pkcs11", "a PKCS#11 (HSM) key"),
     "awskms": ("awskms", "AwsKmsSigner", "awskms", "an AWS KMS key"),
+    "gcpkms": ("gcpkms", "GcpKmsSigner", "gcpkms", "a Google Cloud KMS key"),
+    "azurekv": ("azurekv", "AzureKvSigner", "azurekv", "an Azure Key Vault key"),
 }
 
 
