@@ -94,6 +94,20 @@ def test_growth_and_splits_keep_every_entry(max_buckets):
         assert index.nbytes() / 20_000 < 40
 
 
+def test_an_index_reserved_for_a_reload_places_each_entry_once():
+    index = CompactIndex()
+    index.reserve(100_000)
+    shards = index.shards()
+    assert len(shards) > 32
+    for i in range(100_000):
+        assert index.add(fp(i), NOW + 10, NOW)
+    assert index.shards() == shards  # none grew
+    assert all(index.live(fp(i), NOW) for i in range(0, 100_000, 7))
+    assert index.nbytes() / 100_000 < 30
+    index.reserve(10**9)  # not empty any more: nothing happens
+    assert index.shards() == shards
+
+
 def test_a_match_across_two_slots_is_not_a_match():
     # slots are adjacent: the bytes from the middle of one to the middle of the next must
     # never be taken for a fingerprint (a new index has one bucket: these two sit side by side)

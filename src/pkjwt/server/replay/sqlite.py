@@ -150,42 +150,20 @@ class SqliteReplayStore:
                 db.execute("ROLLBACK")
             raise
 
-    def _create_schema(self) -> None:
-        db = self._db
-        # AUTOINCREMENT: a sequence number is never reused after its row is purged, so
-        # "rows above the last one I saw" stays a correct question for every process
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS jti_log (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " key BLOB NOT NULL, expires_at REAL NOT NULL)"
-        )
-        db.execute("CREATE INDEX IF NOT EXISTS jti_log_expiry ON jti_log (expires_at)")
-        # the first layout (one row per pair, keyed by it): carry its live rows over
-        old = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='seen_jti'")
-        if old.fetchone():
-            rows = db.execute(
-                "SELECT client_id, jti, expires_at FROM seen_jti WHERE expires_at > ?",
-                (self._clock(),),
-            ).fetchall()
-            db.executemany(
-                "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
-                ((blob(replay_key(c, j)), e) for c, j, e in rows),
-            )
-            db.execute("DROP TABLE seen_jti")
-        # a random id per database: a snapshot of another one (the file deleted and made
-        # again, say) is never taken for this one's
-        db.execute("CREATE TABLE IF NOT EXISTS jti_meta (name TEXT PRIMARY KEY, value BLOB)")
-        db.execute("INSERT OR IGNORE INTO jti_meta VALUES ('id', ?)", (secrets.token_bytes(16),))
-
     def _load(self) -> None:
         """The index at start: the snapshot if there is a good one, then the log after it."""
-        self._create_schema()
-        db = self._db
-        (db_id,) = db.execute("SELECT value FROM jti_meta WHERE name = 'id'").fetchone()
+        db, now = self._db, self._clock()
+        db_id = _create_schema(db, now)
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jti_log'").fetchone()
-        saved = self._snapshots.load(db_id=bytes(db_id), max_seq=row[0] if row else 0)
+        saved = self._snapshots.load(db_id=db_id, max_seq=row[0] if row else 0)
         if saved is not None:
             self._seen, self._last_seq = saved.saved, saved.last_seq
-        self._read_log(self._clock())
+        else:  # the whole log: the index sized for it first (each entry placed once)
+            (live,) = db.execute(
+                "SELECT count(*) FROM jti_log WHERE expires_at > ?", (now,)
+            ).fetchone()
+            self._seen.reserve(live)
+        self._read_log(now)
 
     def _covered(self) -> int:
         """The sequence number up to which every log row is in the index (for a snapshot):
@@ -337,6 +315,34 @@ class SqliteReplayStore:
             else "committed before each answer, shareable"
         )
         return f"sqlite {self.path} ({mode})"
+
+
+def _create_schema(db: sqlite3.Connection, now: float) -> bytes:
+    """The log's tables (made, or carried over from the first layout); the database's id."""
+    # AUTOINCREMENT: a sequence number is never reused after its row is purged, so
+    # "rows above the last one I saw" stays a correct question for every process
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS jti_log (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " key BLOB NOT NULL, expires_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS jti_log_expiry ON jti_log (expires_at)")
+    # the first layout (one row per pair, keyed by it): carry its live rows over
+    old = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='seen_jti'")
+    if old.fetchone():
+        rows = db.execute(
+            "SELECT client_id, jti, expires_at FROM seen_jti WHERE expires_at > ?", (now,)
+        ).fetchall()
+        db.executemany(
+            "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
+            ((blob(replay_key(c, j)), e) for c, j, e in rows),
+        )
+        db.execute("DROP TABLE seen_jti")
+    # a random id per database: a snapshot of another one (the file deleted and made again,
+    # say) is never taken for this one's
+    db.execute("CREATE TABLE IF NOT EXISTS jti_meta (name TEXT PRIMARY KEY, value BLOB)")
+    db.execute("INSERT OR IGNORE INTO jti_meta VALUES ('id', ?)", (secrets.token_bytes(16),))
+    (db_id,) = db.execute("SELECT value FROM jti_meta WHERE name = 'id'").fetchone()
+    return bytes(db_id)
 
 
 def _lock_file(path: str, *, exclusive: bool) -> IO[bytes]:
