@@ -36,7 +36,6 @@ import time
 import zlib
 from array import array
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, NamedTuple
 
 from .compact import BUCKET, MAX_DEPTH, WAYS, CompactIndex, Shard
@@ -176,12 +175,14 @@ def _exactly(source: IO[bytes], n: int) -> bytes:
 def remove_stale_temporaries(path: str, *, older_than: float) -> None:
     """Delete temporary files a crash mid-write left next to ``path`` (older than the given
     age in seconds: another process sharing the file may be writing its own right now)."""
-    folder = Path(path).resolve().parent
+    folder, name = os.path.split(os.path.abspath(path))
     now = time.time()
-    for temp in folder.glob(Path(path).name + ".*.tmp"):
-        with contextlib.suppress(OSError):
-            if now - temp.stat().st_mtime >= older_than:
-                temp.unlink()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith(name + ".") and entry.name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime >= older_than:
+                        os.unlink(entry.path)
 
 
 class Snapshots:
