@@ -12,8 +12,9 @@ JSON-serialisable result) and ``main(argv) -> int`` for standalone use. Results 
 
 Layout: ``bench_assertion``, ``bench_client``, ``bench_server`` and ``bench_memory`` are the
 benchmarks (each a driver: scenarios in, tables and JSON out); the parts of the larger ones live
-in the ``client/``, ``server/`` and ``memory/`` subpackages (one module per job); ``common`` holds what they share (interleaved
-timing, tables, versions, JSON); ``loadgen`` (wrk) and ``tokenserver`` (a loopback token
-server) are the load generator and the server the client benchmark talks to;
-``profile_server`` explains ``bench_server``'s numbers and is not a benchmark.
+in the ``client/``, ``server/`` and ``memory/`` subpackages (one module per job); ``common``
+holds what they share (interleaved timing, tables, versions, JSON); ``loadgen`` (wrk) and
+``tokenserver`` (a loopback token server) are the load generator and the server the client
+benchmark talks to; ``profile_server`` explains ``bench_server``'s numbers and is not a
+benchmark.
 """

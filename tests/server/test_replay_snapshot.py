@@ -197,6 +197,25 @@ def test_a_snapshot_written_while_requests_run_holds_every_earlier_entry(tmp_pat
     assert all(saved.saved.live(key, NOW) for key in before)
 
 
+def test_a_well_formed_snapshot_with_an_absurd_directory_is_refused(tmp_path, caplog):
+    # shards of depth 1, 2, ... 30 cover the space: a valid file (CRC and all) that would need
+    # a directory of 2**30 entries; it is refused before anything that size is made
+    import struct
+    import zlib
+
+    parts = [snapshots._HEADER.pack(b"PKJWTIX1", 1, snapshots._ORDER, 0, b"x" * 16, 0.0)]
+    shapes = [((1 << depth) - 2, depth) for depth in range(1, 31)] + [((1 << 30) - 1, 30)]
+    for prefix, depth in shapes:
+        parts += [snapshots._CHUNK.pack(prefix, depth, 1), bytes(128), bytes(32), bytes(1)]
+    parts.append(snapshots._CHUNK.pack(0, 255, 0))
+    data = b"".join(parts)
+    target = tmp_path / "index"
+    target.write_bytes(data + struct.pack("<I", zlib.crc32(data)))
+    with caplog.at_level(logging.WARNING, "pkjwt.server"):
+        assert read_snapshot(str(target), db_id=b"x" * 16, max_seq=0) is None
+    assert "out of proportion" in caplog.text
+
+
 def test_a_stopped_snapshot_leaves_the_old_one(tmp_path):
     index, lock = CompactIndex(), threading.Lock()
     index.add(fingerprint(b"a"), 2_000_000_000, NOW)

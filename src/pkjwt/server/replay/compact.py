@@ -250,8 +250,7 @@ class CompactIndex:
 
     def _grow(self, shard: Shard, extra: Entry | None = None) -> None:
         """Replace ``shard`` by a bigger one holding its entries and ``extra``; past
-        ``max_buckets``, by two, split by the next fingerprint bit. The old shard is left as
-        it is: a snapshot may be copying it."""
+        ``max_buckets``, by two, split by the next fingerprint bit."""
         entries = shard.used + (extra is not None)
         depth = shard.depth
         least = shard.buckets + 1 if extra is not None else 1  # a cuckoo failure: more room

@@ -162,6 +162,8 @@ def _read(source: io.BufferedReader, size: int, db_id: bytes, max_seq: int) -> S
     if expected != crc:
         raise ValueError("checksum mismatch")
     depth = max((s.depth for s in shards), default=0)
+    if 1 << depth > 256 * len(shards):  # the index's directory is never this sparse
+        raise ValueError("a directory out of proportion to its shards")
     return Snapshot(CompactIndex.restore(depth, shards), last_seq)
 
 
