@@ -15,8 +15,9 @@ token; an add still in the low microseconds.
 * bytes per token: N live opaque tokens in the issuer, and in the old ``dict`` representation.
 * per add: :mod:`benchmarks.memory.peradd`, in this process, old and new interleaved.
 
-Full mode builds 26 M jtis (about 10 minutes on a 2-core machine, ~3 GB of disk, ~1.5 GB of
-memory); ``--quick`` 200,000.
+Full mode builds 26 M jtis (~15 minutes on a 2-core machine, ~3.5 GB of disk, ~1.5 GB of
+memory); ``--quick`` 200,000 (~30 s), where a few MB any such process holds weigh on each jti:
+the jti target is then judged on the index's accounting, and the reload time is scaled.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "growth": grown,
         "figures": figures,
         "meets_targets": {
-            "jti_bytes": figures["jti_rss_bytes"] <= TARGET_JTI_BYTES,
+            "jti_bytes": _jti_bytes(figures, n) <= TARGET_JTI_BYTES,
             "reload": figures["reload_26m_s"] < TARGET_RELOAD_S,
             "token_bytes": figures["token_rss_bytes"] <= TARGET_TOKEN_BYTES,
         },
@@ -147,18 +148,26 @@ def _figures(
     }
 
 
+def _jti_bytes(f: dict[str, float], n: int) -> float:
+    """The figure the jti target is judged on: RSS at 26 M; below that, a few MB the process
+    holds whatever its size (SQLite's page cache, the interpreter) weigh on each jti, so the
+    index's own accounting."""
+    return f["jti_rss_bytes"] if n >= NHS_JTIS else f["jti_index_bytes"]
+
+
 def _print(f: dict[str, float], n: int, small: int) -> None:
     def met(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
     scaled = "" if n == NHS_JTIS else f" (measured at {n:,}, scaled)"
+    judged = "" if n >= NHS_JTIS else " (accounting)"
     rows = [
         (
             "RSS per remembered jti",
             f"{f['jti_rss_bytes']:.1f} B",
             f"{f['jti_old_rss_bytes']:.0f} B",
             f"{f['jti_old_rss_bytes'] / f['jti_rss_bytes']:.1f}x less",
-            f"<= {TARGET_JTI_BYTES} B: {met(f['jti_rss_bytes'] <= TARGET_JTI_BYTES)}",
+            f"<= {TARGET_JTI_BYTES} B: {met(_jti_bytes(f, n) <= TARGET_JTI_BYTES)}{judged}",
         ),
         ("  index accounting", f"{f['jti_index_bytes']:.1f} B", "", "", ""),
         (
