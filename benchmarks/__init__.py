@@ -10,10 +10,11 @@ Each ``bench_*`` module exposes ``run(quick: bool) -> dict`` (prints its own tab
 JSON-serialisable result) and ``main(argv) -> int`` for standalone use. Results written with
 ``--json`` are not meant to be committed (``benchmarks/results/`` is git-ignored).
 
-Layout: ``bench_assertion``, ``bench_client`` and ``bench_server`` are the benchmarks (each a
-driver: scenarios in, tables and JSON out); the parts of the larger two live in the ``client/``
-and ``server/`` subpackages (one module per job); ``common`` holds what they share (interleaved
-timing, tables, versions, JSON); ``loadgen`` (wrk) and ``tokenserver`` (a loopback token
-server) are the load generator and the server the client benchmark talks to;
-``profile_server`` explains ``bench_server``'s numbers and is not a benchmark.
+Layout: ``bench_assertion``, ``bench_client``, ``bench_server`` and ``bench_memory`` are the
+benchmarks (each a driver: scenarios in, tables and JSON out); the parts of the larger ones live
+in the ``client/``, ``server/`` and ``memory/`` subpackages (one module per job); ``common``
+holds what they share (interleaved timing, tables, versions, JSON); ``loadgen`` (wrk) and
+``tokenserver`` (a loopback token server) are the load generator and the server the client
+benchmark talks to; ``profile_server`` explains ``bench_server``'s numbers and is not a
+benchmark.
 """

@@ -2,7 +2,9 @@
 
 One backend per module: :mod:`.memory` (tests, benchmarks), :mod:`.sqlite` (the default, so a
 restart does not reopen a replay window) and :mod:`.redis` (several servers, processes or
-hosts, sharing one window). :func:`open_replay_store` picks one from a store URL.
+hosts, sharing one window). :func:`open_replay_store` picks one from a store URL. The first two
+keep the pairs in :mod:`.compact` (20 bytes a fingerprint and expiry); the SQLite store saves
+that index with :mod:`.snapshot`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from ..._private import default_state_dir, private_dir
 from ...errors import ConfigError
 from ...store_url import parse_store_url
 from .base import ReplayStore, ReplayStoreInUse, replay_key
+from .compact import CompactIndex
 from .guard import ReplayGuard
-from .memory import ExpiringSet, MemoryReplayStore
+from .memory import MemoryReplayStore
 from .redis import RedisReplayStore
 from .sqlite import SqliteReplayStore
 
 __all__ = [
-    "ExpiringSet",
+    "CompactIndex",
     "MemoryReplayStore",
     "RedisReplayStore",
     "ReplayGuard",

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from ...errors import ConfigError
 
-__all__ = ["ReplayStore", "ReplayStoreInUse", "blob", "replay_key", "unblob"]
+__all__ = ["ReplayStore", "ReplayStoreInUse", "blob", "replay_key"]
 
 
 class ReplayStoreInUse(ConfigError):
@@ -36,7 +36,3 @@ def replay_key(client_id: str, jti: str) -> str:
 def blob(key: str) -> bytes:
     # JSON strings may hold lone surrogates: stored as bytes, they round-trip exactly
     return key.encode("utf-8", "surrogatepass")
-
-
-def unblob(raw: bytes | str) -> str:
-    return raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "surrogatepass")

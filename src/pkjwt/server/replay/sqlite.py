@@ -1,4 +1,5 @@
-"""The SQLite replay store (the default): an in-memory index in front of an append-only log."""
+"""The SQLite replay store (the default): an in-memory index in front of an append-only log,
+and a snapshot of the index next to it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -15,8 +17,9 @@ from typing import IO
 
 from ..._private import private_file
 from ...errors import ConfigError, ReplayStoreUnavailable
-from .base import ReplayStoreInUse, blob, replay_key, unblob
-from .memory import ExpiringSet
+from .base import ReplayStoreInUse, blob, replay_key
+from .compact import CompactIndex, expiry_seconds, fingerprint
+from .snapshot import Snapshots
 
 try:
     import fcntl
@@ -30,6 +33,10 @@ __all__ = ["SqliteReplayStore"]
 _PURGE_BATCH = 2000
 #: seconds a write waits for SQLite's writer lock before it fails
 _BUSY_TIMEOUT = 10.0
+#: log rows past the snapshot before a new one is written. A restart reads the tail at ~7 us a
+#: row and the snapshot at ~70 ns an entry (measured: 26 M in 1.7 s), so 100,000 rows add
+#: under a second; writing 26 M entries takes ~4 s, so not much more often than that
+SNAPSHOT_ROWS = 100_000
 
 log = logging.getLogger("pkjwt.server")
 
@@ -61,6 +68,11 @@ class SqliteReplayStore:
     Mixing the modes on one file is refused at start: a write-behind process would not see the
     others' jtis in time, nor they its. (``PATH.lock`` uses ``flock``; where it is missing, as on
     Windows, nothing enforces this.)
+
+    The index (:mod:`.compact`: 20 bytes an entry, not a ``dict``) is also saved to
+    ``PATH.index`` (:mod:`.snapshot`) once ``snapshot_rows`` rows have been logged since the last
+    save, and at close: a restart loads it and reads only the log rows after it (26 M jtis in
+    seconds, not minutes). A snapshot that is missing or damaged only makes a restart slower.
     """
 
     def __init__(
@@ -69,6 +81,7 @@ class SqliteReplayStore:
         clock: Callable[[], float] = time.time,
         *,
         commit_interval: float = 0.05,
+        snapshot_rows: int = SNAPSHOT_ROWS,
     ) -> None:
         if not (math.isfinite(commit_interval) and 0 <= commit_interval <= 60):
             raise ConfigError(
@@ -82,7 +95,7 @@ class SqliteReplayStore:
         self.write_behind = commit_interval > 0
         #: shared mode waits for SQLite's writer lock: called off the event loop then
         self.blocking = not self.write_behind
-        self._seen = ExpiringSet()
+        self._seen = CompactIndex()
         self._pending: list[tuple[str, float]] = []
         #: the highest sequence number read or written; rows above it are news
         self._last_seq = 0
@@ -94,6 +107,9 @@ class SqliteReplayStore:
         self._db_closed = False
         self._closing = False
         self._file_lock = _lock_file(self.path + ".lock", exclusive=self.write_behind)
+        self._snapshots = Snapshots(
+            self.path + ".index", self._lock, rows=snapshot_rows, exclusive=self.write_behind
+        )
         try:
             private_file(Path(self.path))  # 0600 before SQLite makes it (and its -wal, -shm)
             self._db = sqlite3.connect(
@@ -106,8 +122,7 @@ class SqliteReplayStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._transaction():
-                self._create_schema()
-                self._read_log(self._clock())
+                self._load()
         except sqlite3.Error as exc:
             self._db.close()
             self._file_lock.close()
@@ -115,6 +130,7 @@ class SqliteReplayStore:
         self._closed = threading.Event()
         if self.write_behind:
             threading.Thread(target=self._flusher, name="pkjwt-replay-flush", daemon=True).start()
+        self._snapshots.start(self._seen, self._covered)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -135,27 +151,26 @@ class SqliteReplayStore:
                 db.execute("ROLLBACK")
             raise
 
-    def _create_schema(self) -> None:
-        db = self._db
-        # AUTOINCREMENT: a sequence number is never reused after its row is purged, so
-        # "rows above the last one I saw" stays a correct question for every process
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS jti_log (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " key BLOB NOT NULL, expires_at REAL NOT NULL)"
-        )
-        db.execute("CREATE INDEX IF NOT EXISTS jti_log_expiry ON jti_log (expires_at)")
-        # the first layout (one row per pair, keyed by it): carry its live rows over
-        old = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='seen_jti'")
-        if old.fetchone():
-            rows = db.execute(
-                "SELECT client_id, jti, expires_at FROM seen_jti WHERE expires_at > ?",
-                (self._clock(),),
-            ).fetchall()
-            db.executemany(
-                "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
-                ((blob(replay_key(c, j)), e) for c, j, e in rows),
-            )
-            db.execute("DROP TABLE seen_jti")
+    def _load(self) -> None:
+        """The index at start: the snapshot if there is a good one, then the log after it."""
+        db, now = self._db, self._clock()
+        db_id = _create_schema(db, now)
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jti_log'").fetchone()
+        saved = self._snapshots.load(db_id=db_id, max_seq=row[0] if row else 0)
+        if saved is not None:
+            self._seen, self._last_seq = saved.saved, saved.last_seq
+        else:  # the whole log: the index sized for it first (each entry placed once)
+            (live,) = db.execute(
+                "SELECT count(*) FROM jti_log WHERE expires_at > ?", (now,)
+            ).fetchone()
+            self._seen.reserve(live)
+        self._read_log(now)
+
+    def _covered(self) -> int:
+        """The sequence number up to which every log row is in the index (for a snapshot):
+        in write-behind mode, read between two flushes; in shared mode, between two adds."""
+        with self._io_lock if self.write_behind else self._lock:
+            return self._last_seq
 
     def _read_log(self, now: float) -> None:
         """Take in the rows appended since we last looked (by other processes, or at start)."""
@@ -163,12 +178,14 @@ class SqliteReplayStore:
             "SELECT seq, key, expires_at FROM jti_log WHERE seq > ? ORDER BY seq",
             (self._last_seq,),
         )
-        seen = self._seen
-        for seq, raw, expires_at in rows:
-            key = unblob(raw)
-            if expires_at > now and not seen.live(key, now):
-                seen.put(key, expires_at)
-            self._last_seq = seq
+        add, seq, count = self._seen.add, self._last_seq, 0
+        for seq, raw, expires_at in rows:  # noqa: B007 - the last one is kept
+            count += 1
+            if expires_at > now:
+                key = raw if isinstance(raw, bytes) else blob(raw)  # the first layout's text
+                add(fingerprint(key), expiry_seconds(expires_at), now)
+        self._last_seq = seq
+        self._snapshots.grew(count)
 
     def _purge(self, now: float) -> None:
         if now < self._next_purge:
@@ -182,21 +199,23 @@ class SqliteReplayStore:
 
     def add(self, client_id: str, jti: str, expires_at: float) -> bool:
         key = replay_key(client_id, jti)
+        fp, until = fingerprint(blob(key)), expiry_seconds(expires_at)
         now = self._clock()
         with self._lock:
             if self._closing:  # nothing after close() would ever be written
                 raise ReplayStoreUnavailable(f"replay store {self.path} is closed")
             seen = self._seen
-            if not seen.admits(key, now):
-                return False
             if self.write_behind:
-                seen.put(key, expires_at)
+                if not seen.add(fp, until, now):
+                    return False
                 self._pending.append((key, expires_at))
                 return True
+            if seen.live(fp, now):
+                return False
             try:
                 with self._transaction() as db:
                     self._read_log(now)
-                    if seen.live(key, now):  # another process took it first
+                    if seen.live(fp, now):  # another process took it first
                         return False
                     self._purge(now)
                     cur = db.execute(
@@ -207,7 +226,8 @@ class SqliteReplayStore:
                 raise ReplayStoreUnavailable(f"replay store {self.path}: {exc}") from None
             assert cur.lastrowid is not None
             self._last_seq = cur.lastrowid
-            seen.put(key, expires_at)
+            self._snapshots.grew(1)
+            seen.add(fp, until, now)
             return True
 
     # -- write-behind --------------------------------------------------------------------------
@@ -239,6 +259,9 @@ class SqliteReplayStore:
                             "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
                             [(blob(key), until) for key, until in batch],
                         )
+                        (self._last_seq,) = db.execute(
+                            "SELECT seq FROM sqlite_sequence WHERE name = 'jti_log'"
+                        ).fetchone()
             except sqlite3.Error as exc:
                 with self._lock:
                     self._pending[:0] = [row for row in batch if row[1] > now]
@@ -254,6 +277,7 @@ class SqliteReplayStore:
                         self.commit_interval,
                     )
                 return
+            self._snapshots.grew(len(batch))
             if self._failing:
                 self._failing = False
                 log.warning("replay store %s: writing again", self.path)
@@ -273,11 +297,17 @@ class SqliteReplayStore:
                     self.path,
                     len(self._pending),
                 )
+        # (jtis that could not be written are in the index, so in the snapshot too)
+        self._snapshots.close()
         with self._io_lock, self._lock:
             if not self._db_closed:
                 self._db_closed = True
                 self._db.close()
                 self._file_lock.close()
+
+    def snapshot(self) -> bool:
+        """Save the index to ``PATH.index`` now (the snapshot thread does so by itself)."""
+        return self._snapshots.write()
 
     def describe(self) -> str:
         mode = (
@@ -286,6 +316,34 @@ class SqliteReplayStore:
             else "committed before each answer, shareable"
         )
         return f"sqlite {self.path} ({mode})"
+
+
+def _create_schema(db: sqlite3.Connection, now: float) -> bytes:
+    """The log's tables (made, or carried over from the first layout); the database's id."""
+    # AUTOINCREMENT: a sequence number is never reused after its row is purged, so
+    # "rows above the last one I saw" stays a correct question for every process
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS jti_log (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " key BLOB NOT NULL, expires_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS jti_log_expiry ON jti_log (expires_at)")
+    # the first layout (one row per pair, keyed by it): carry its live rows over
+    old = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='seen_jti'")
+    if old.fetchone():
+        rows = db.execute(
+            "SELECT client_id, jti, expires_at FROM seen_jti WHERE expires_at > ?", (now,)
+        ).fetchall()
+        db.executemany(
+            "INSERT INTO jti_log (key, expires_at) VALUES (?, ?)",
+            ((blob(replay_key(c, j)), e) for c, j, e in rows),
+        )
+        db.execute("DROP TABLE seen_jti")
+    # a random id per database: a snapshot of another one (the file deleted and made again,
+    # say) is never taken for this one's
+    db.execute("CREATE TABLE IF NOT EXISTS jti_meta (name TEXT PRIMARY KEY, value BLOB)")
+    db.execute("INSERT OR IGNORE INTO jti_meta VALUES ('id', ?)", (secrets.token_bytes(16),))
+    (db_id,) = db.execute("SELECT value FROM jti_meta WHERE name = 'id'").fetchone()
+    return bytes(db_id)
 
 
 def _lock_file(path: str, *, exclusive: bool) -> IO[bytes]:
