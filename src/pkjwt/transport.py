@@ -106,6 +106,8 @@ class HttpTransport:
     @staticmethod
     def _exchange(client: httpx.Client, action: Send) -> tuple[int, httpx.Headers, bytes]:
         with client.stream(action.method, action.url, **_options(action)) as response:
+            if response.is_stream_consumed:  # built in memory (a MockTransport in your tests)
+                return response.status_code, response.headers, _in_memory(action.url, response)
             body = _bounded(action.url, response.headers)
             for chunk in response.iter_raw():
                 _feed(action.url, body, chunk)
@@ -118,14 +120,18 @@ class HttpTransport:
         try:
             async with asyncio.timeout(budget):
                 async with client.stream(action.method, action.url, **_options(action)) as r:
-                    body = _bounded(action.url, r.headers)
-                    async for chunk in r.aiter_raw():
-                        _feed(action.url, body, chunk)
+                    if r.is_stream_consumed:  # built in memory (a MockTransport in your tests)
+                        content = _in_memory(action.url, r)
+                    else:
+                        body = _bounded(action.url, r.headers)
+                        async for chunk in r.aiter_raw():
+                            _feed(action.url, body, chunk)
+                        content = body.value()
         except TimeoutError:
             raise _too_slow(action.url, budget) from None
         except httpx.HTTPError as exc:
             raise _transport_error(action.url, exc) from None
-        return Reply(r.status_code, r.headers, body.value(), sent, self._clock())
+        return Reply(r.status_code, r.headers, content, sent, self._clock())
 
     def _worker(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._http_lock:
@@ -196,6 +202,14 @@ def _bounded(url: str, headers: httpx.Headers) -> BoundedBody:
         return BoundedBody(MAX_RESPONSE, headers.get("content-encoding"))
     except BodyTooLarge as exc:
         raise TokenResponseError(f"{url} answered with {exc}") from None
+
+
+def _in_memory(url: str, response: httpx.Response) -> bytes:
+    """The body of a response made in memory (its stream already read, its content decoded),
+    held to the same cap as one read from the network."""
+    body = BoundedBody(MAX_RESPONSE, None)
+    _feed(url, body, response.content)
+    return body.value()
 
 
 def _feed(url: str, body: BoundedBody, chunk: bytes) -> None:
