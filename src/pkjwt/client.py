@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from .assertion_sources import AssertionSource, FederatedAssertion
 from .certificates import X509Header
 from .client_auth import AuthMethod, ClientAuth, client_auth_for
 from .discovery import ServerMetadata
@@ -84,6 +85,10 @@ class TokenClient:
       ``"x5t#S256"``, ``"x5t"`` (Entra ID's certificate credentials), ``"x5c"``.
     * ``client_secret`` / ``auth_method``: for ``client_secret_basic`` (the default without a
       key), ``client_secret_post`` or ``client_secret_jwt``.
+    * ``assertion_source``: no key at all: send an identity token someone else issued as
+      the assertion (a federated credential): ``"file:PATH"`` (a Kubernetes projected
+      token, re-read when it changes), ``"env:VAR"``, ``"exec:COMMAND"`` or
+      ``"github-actions[:AUDIENCE]"``, or an :class:`~pkjwt.assertion_sources.AssertionSource`.
     * ``profile``: ``"nhs"``, ``"rfc7523bis"``, ``"fapi2"``, ``"legacy"`` or a
       :class:`~pkjwt.profiles.Profile`; None chooses per server (above).
     * ``scope``, ``resource`` (RFC 8707; several allowed), ``audience`` (an explicit assertion
@@ -120,6 +125,7 @@ class TokenClient:
         x509_headers: Sequence[X509Header] = (),
         client_secret: str | None = None,
         auth_method: AuthMethod | None = None,
+        assertion_source: AssertionSource | str | None = None,
         profile: ProfileName | Profile | None = None,
         scope: str | Sequence[str] | None = None,
         resource: str | Sequence[str] | None = None,
@@ -142,15 +148,19 @@ class TokenClient:
         shared_store = open_token_store(store) if store is not None else None
         self.manager = manager or TokenManager(store=shared_store, clock=clock)
         # credentials: parsed once, here
-        auth = client_auth_for(
-            auth_method,
-            key=key,
-            kid=kid,
-            alg=alg,
-            key_password=key_password,
-            client_secret=client_secret,
-            certificate=certificate,
-            x509_headers=x509_headers,
+        auth = (
+            _federated(assertion_source, key, client_secret, clock)
+            if assertion_source is not None
+            else client_auth_for(
+                auth_method,
+                key=key,
+                kid=kid,
+                alg=alg,
+                key_password=key_password,
+                client_secret=client_secret,
+                certificate=certificate,
+                x509_headers=x509_headers,
+            )
         )
         config = EndpointConfig(
             client_id=client_id,
@@ -293,6 +303,17 @@ class TokenClient:
         config = self._endpoint.config
         where = config.token_url or config.issuer
         return f"<TokenClient {self.auth_method} client_id={self.client_id!r} at {where}>"
+
+
+def _federated(
+    source: AssertionSource | str, key: object, secret: str | None, clock: Callable[[], float]
+) -> ClientAuth:
+    if key is not None or secret:
+        raise ConfigError(
+            "give assertion_source= or a key/secret, not both",
+            hint="a federated assertion replaces the key: the identity token is the credential",
+        )
+    return FederatedAssertion(source, clock=clock)
 
 
 def _check_where(client_id: str, token_url: str | None, issuer: str | None) -> None:

@@ -62,6 +62,8 @@ class ClientSettings:
     certificate: str | None = None
     #: certificate headers to send, comma-separated: x5t#S256, x5t, x5c
     cert_headers: str | None = None
+    #: a federated assertion instead of a key: file:PATH, env:VAR, exec:COMMAND, github-actions
+    assertion_source: str | None = None
 
     def missing(self) -> list[str]:
         out = []
@@ -69,8 +71,8 @@ class ClientSettings:
             out.append("--token-url or --issuer")
         if not self.client_id:
             out.append("--client-id")
-        if not self.key and not self.client_secret_env:
-            out.append("--key")
+        if not self.key and not self.client_secret_env and not self.assertion_source:
+            out.append("--key (or --assertion-source)")
         return out
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "AccessDenied",
     "AssertionBuildError",
     "AssertionRefused",
+    "AssertionSourceError",
     "ConfigError",
     "CredentialsRejected",
     "InvalidClient",
@@ -110,6 +111,13 @@ class SignerUnavailable(PkjwtError):
     def __init__(self, message: str, *, hint: str | None = None, retryable: bool = False):
         super().__init__(message, hint=hint)
         self.retryable = retryable
+
+
+class AssertionSourceError(SignerUnavailable):
+    """A federated assertion (an identity token from a file, a variable, a program or the
+    GitHub Actions endpoint) could not be had, or the one found has expired. Like a signer that
+    cannot sign, nothing was sent to the token endpoint; ``retryable`` when waiting may help (a
+    projected token about to be rewritten, an endpoint that answered 5xx)."""
 
 
 class ReplayStoreUnavailable(PkjwtError):

@@ -21,6 +21,7 @@ from .catalogue import CATALOGUE, RuleInfo
 from .certificates import check_chain, header_values
 from .decode import DecodedJWT, DecodeError, decode_compact
 from .errors import KeyLoadError
+from .federation import FederatedTrust
 from .keys import Key, KeySet
 from .profiles import EXPLICIT_TYP, AudiencePolicy, Profile, TypPolicy
 
@@ -101,6 +102,9 @@ class RuleContext:
     client_alg: str | None = None
     require_explicit_typ: bool = False
     replay: ReplayCheck | None = None
+    #: the client presents another issuer's identity token under this trust (R7, R13, R14,
+    #: R18 read it; the profile passed with it carries its algorithm, typ and lifetime limits)
+    federated: FederatedTrust | None = None
 
 
 @dataclass(slots=True)
@@ -230,6 +234,10 @@ def _fail(rule: str, code: str, expected: str, got: str, hint: str = "") -> Find
 def _r7_client(s: _State) -> Finding:
     sub = s.jwt.claims.get("sub", _MISSING)
     ctx = s.ctx
+    if ctx.federated is not None:  # the client is the body's client_id; sub is the workload
+        return _pass(
+            "R7", "client.federated", "a client trusting the token's issuer", str(ctx.client_id)
+        )
     if ctx.client_id is not None and isinstance(sub, str) and sub != ctx.client_id:
         return _fail(
             "R7",
@@ -497,6 +505,8 @@ def _r13_iss_sub(s: _State) -> Finding:
     claims = s.jwt.claims
     iss = claims.get("iss", _MISSING)
     sub = claims.get("sub", _MISSING)
+    if s.ctx.federated is not None:
+        return _federated_iss_sub(s.ctx.federated, iss, sub)
     expected = f"iss = sub = {s.ctx.client_id!r}" if s.ctx.client_id else "iss = sub = client_id"
     got = f"iss={_show(iss)} sub={_show(sub)}"
     if iss is _MISSING or not isinstance(iss, str) or not iss:
@@ -519,6 +529,18 @@ def _r13_iss_sub(s: _State) -> Finding:
     if s.ctx.client_id is not None and iss != s.ctx.client_id:
         return _fail("R13", "iss.wrong", expected, got, "iss and sub must be your client_id")
     return _pass("R13", "iss_sub.ok", expected, got)
+
+
+def _federated_iss_sub(trust: FederatedTrust, iss: Any, sub: Any) -> Finding:
+    expected = f"iss {trust.issuer!r}, sub {trust.subject!r} (the federated trust)"
+    got = f"iss={_show(iss)} sub={_show(sub)}"
+    if iss != trust.issuer:
+        hint = "the token comes from another issuer than the client's federated trust names"
+        return _fail("R13", "iss.federated", expected, got, hint)
+    if sub != trust.subject:
+        hint = "the token names another workload than the trust (check the subject's exact form)"
+        return _fail("R13", "sub.federated", expected, got, hint)
+    return _pass("R13", "iss_sub.federated", expected, got)
 
 
 # -- R14: aud -------------------------------------------------------------------------------------
@@ -571,9 +593,21 @@ def _aud_strict(aud: Any, issuer: str | None, token_url: str | None) -> Finding:
     )
 
 
+def _federated_aud(aud: Any, trust: FederatedTrust) -> Finding:
+    expected = "aud naming " + " or ".join(trust.audiences)
+    named = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if any(a in trust.audiences for a in named if isinstance(a, str)):
+        return _pass("R14", "aud.federated", expected, _show(aud))
+    hint = "ask the issuer for a token with the audience the trust names"
+    code = "aud.missing" if aud is _MISSING else "aud.wrong"
+    return _fail("R14", code, expected, _show(aud), hint)
+
+
 def _r14_aud(s: _State) -> Finding:
     aud = s.jwt.claims.get("aud", _MISSING)
     ctx = s.ctx
+    if ctx.federated is not None:
+        return _federated_aud(aud, ctx.federated)
     policy = ctx.profile.audience_policy
     issuer, token_url = ctx.issuer, ctx.token_endpoint
     if policy is AudiencePolicy.TOKEN_ENDPOINT:
@@ -707,6 +741,8 @@ def _r17_lifetime(s: _State) -> Finding:
 def _r18_jti(s: _State) -> Finding:
     jti = s.jwt.claims.get("jti", _MISSING)
     cap = s.ctx.profile.max_jti_length
+    if s.ctx.federated is not None and (jti is _MISSING or jti is None):
+        return _pass("R18", "jti.optional", "jti optional (a federated token)", "(absent)")
     if jti is _MISSING:
         hint = "add a unique jti to every assertion: str(uuid.uuid4())"
         if "jit" in s.jwt.claims:
@@ -764,6 +800,8 @@ def replay_verdict(jwt: DecodedJWT, fresh: bool) -> Finding:
 
 def _r19_replay(s: _State) -> Finding:
     replay = s.ctx.replay
+    if s.ctx.federated is not None:
+        return _skip("R19", "jti.replay", "a federated token is presented until it expires")
     if replay is None:
         return _skip("R19", "jti.replay", "no replay store here")
     return replay_verdict(s.jwt, replay(*replay_entry(s.jwt, s.ctx)))

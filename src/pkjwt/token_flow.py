@@ -234,8 +234,9 @@ class TokenEndpoint:
         auth = self.auth
         if not isinstance(auth, AssertionAuth):
             raise ConfigError(
-                f"{auth.name} sends no client assertion",
-                hint="assertions belong to private_key_jwt and client_secret_jwt",
+                f"{auth.name} sends no client assertion built here ({auth.identity.split(':')[0]})",
+                hint="assertions are built for private_key_jwt with a key and for "
+                "client_secret_jwt; a federated assertion is the token its source holds",
             )
         return auth
 
@@ -257,8 +258,8 @@ class TokenEndpoint:
             ctx = replace(ctx, previous_key=True) if stepped_back else ctx
             try:  # fresh credentials (a new jti) on every attempt
                 credentials = yield from self.auth.credentials(ctx)
-            except SignerUnavailable as exc:  # the HSM/KMS, not the server: retried if it may pass
-                yield from self._backoff(attempt, exc, f"signing failed ({exc.message})")
+            except SignerUnavailable as exc:  # HSM/KMS or token source, not the server
+                yield from self._backoff(attempt, exc, f"no credentials ({exc.message})")
                 continue
             headers, body = _request(self.config, credentials)
             try:

@@ -42,6 +42,12 @@ _OPTIONS = [
         metavar="x5t#S256,x5t,x5c",
         help="Certificate headers to send (Entra ID certificate credentials want x5t).",
     ),
+    click.option(
+        "--assertion-source",
+        metavar="SPEC",
+        help="No key: send a workload identity token (federated credential) from "
+        "file:PATH, env:VAR, exec:COMMAND or github-actions[:AUDIENCE].",
+    ),
     click.option("--alg", help="Signing algorithm (default: the profile's, else the key's)."),
     click.option(
         "--profile", metavar="|".join(PROFILES), help="Assertion profile (what the JWT says)."
@@ -159,6 +165,7 @@ def build_client(settings: ClientSettings, *, cache: bool) -> TokenClient:
         issuer=settings.issuer,
         client_id=settings.client_id or "",
         key=key,
+        assertion_source=settings.assertion_source,
         certificate=settings.certificate,
         x509_headers=_cert_headers(settings.cert_headers),
         client_secret=secret,

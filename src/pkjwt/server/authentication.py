@@ -12,9 +12,10 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..decode import DecodedJWT, DecodeError, decode_compact
+from ..federation import FederatedTrust
 from ..keys import KeySet
 from ..profiles import Profile
 from ..rules import Report, RuleContext, Verdict, check, replay_entry, replay_verdict
@@ -106,17 +107,33 @@ class ClientAuthenticator:
         return AuthOutcome(client=client, method=credentials.method)
 
     # -- private_key_jwt ---------------------------------------------------------------------
-    async def _fetched_keys(self, client: ClientConfig) -> KeySet | Failure:
-        if client.jwks_uri is None:
+    async def _fetched_keys(self, jwks_uri: str | None) -> KeySet | Failure:
+        if jwks_uri is None:
             return fail("R9", "jwks.unregistered", "R9 the client has no registered keys")
         try:
-            return await self.fetcher.get(client.jwks_uri)
+            return await self.fetcher.get(jwks_uri)
         except JwksFetchError as exc:
             return fail("R10", "jwks.fetch", safe_description(f"R10 jwks_uri fetch failed: {exc}"))
 
     def _context(
-        self, client: ClientConfig | None, body_client_id: str | None, keys: KeySet | None
+        self,
+        client: ClientConfig | None,
+        body_client_id: str | None,
+        keys: KeySet | None,
+        trust: FederatedTrust | None = None,
     ) -> RuleContext:
+        if trust is not None:  # another issuer's identity token: judged by the trust
+            return RuleContext(
+                profile=trust.profile(self.profile),
+                now=self.clock(),
+                issuer=self.issuer,
+                token_endpoint=self.token_endpoint,
+                client_id=body_client_id,
+                client_registered=True,
+                client_known=True,
+                keys=keys,
+                federated=trust,
+            )
         return RuleContext(
             profile=self.profile,
             now=self.clock(),
@@ -130,6 +147,20 @@ class ClientAuthenticator:
             require_explicit_typ=self.config.require_explicit_typ,
         )
 
+    def _federated(
+        self, jwt: DecodedJWT, body_client_id: str | None
+    ) -> tuple[ClientConfig, FederatedTrust] | None:
+        """The client the body names and the trust that fits the token's issuer and subject
+        (else one with its issuer, else its first: R13 then says what was expected)."""
+        client = self._clients.get(body_client_id) if body_client_id else None
+        if client is None or not client.federated:
+            return None
+        iss, sub = jwt.claims.get("iss"), jwt.claims.get("sub")
+        trusts = client.federated
+        exact = [t for t in trusts if t.issuer == iss and t.subject == sub]
+        by_issuer = [t for t in trusts if t.issuer == iss]
+        return client, (exact or by_issuer or list(trusts))[0]
+
     async def _assertion(self, credentials: AssertionCredentials, dialect: Dialect) -> AuthOutcome:
         try:
             jwt = decode_compact(credentials.assertion, max_bytes=self.profile.max_assertion_bytes)
@@ -137,29 +168,34 @@ class ClientAuthenticator:
             return AuthOutcome(failures=(from_decode_error(exc),))
         sub = jwt.claims.get("sub")
         client = self._clients.get(sub) if isinstance(sub, str) else None
-        keys = client.keys if client is not None else None
-        if client is not None and client.jwks_file is not None and keys is not None:
-            keys = self.jwks_files.keys(client.jwks_file, keys)  # re-read when it changed
+        trust: FederatedTrust | None = None
+        if client is None and (found := self._federated(jwt, credentials.client_id)):
+            client, trust = found
+        holder = trust or client  # whose keys verify the signature
+        keys = holder.keys if holder is not None else None
+        if holder is not None and holder.jwks_file is not None and keys is not None:
+            keys = self.jwks_files.keys(holder.jwks_file, keys)  # re-read when it changed
         missing_keys: Failure | None = None
-        if client is not None and keys is None:  # inline keys need no await (the hot path)
-            found = await self._fetched_keys(client)
-            if isinstance(found, Failure):
-                missing_keys = found  # the claims are still judged: a dialect may answer them
+        if holder is not None and keys is None:  # inline keys need no await (the hot path)
+            found_keys = await self._fetched_keys(holder.jwks_uri)
+            if isinstance(found_keys, Failure):
+                missing_keys = found_keys  # the claims are still judged: a dialect may answer
             else:
-                keys = found
-        ctx = self._context(client, credentials.client_id, keys)
+                keys = found_keys
+        ctx = self._context(client, credentials.client_id, keys, trust)
         report = check(jwt, ctx, replay=False)
         kid = jwt.header.get("kid")
         # R10: an unknown kid with a jwks_uri gets one rate-limited refetch (a new key)
-        if client and client.jwks_uri and isinstance(kid, str) and report.failed("kid.unknown"):
-            report = await self._refetched(jwt, client, kid, credentials.client_id, report)
+        if holder and holder.jwks_uri and isinstance(kid, str) and report.failed("kid.unknown"):
+            report = await self._refetched(jwt, holder.jwks_uri, kid, ctx, report)
         failures = [from_finding(f) for f in report.findings if f.verdict is Verdict.FAIL]
         if missing_keys is not None:
             failures.append(missing_keys)
             failures.sort(key=_rule_order)  # R9/R10 among the others, in table order
         # an unknown sub records nothing (no store grows for a client that does not exist);
-        # a known client's assertion whose signature did not verify, only until it expires
-        if client is not None and dialect.may_record_jti(failures):
+        # a known client's assertion whose signature did not verify, only until it expires;
+        # a federated token is presented again and again until it expires, by design
+        if client is not None and trust is None and dialect.may_record_jti(failures):
             verified = report.passed("signature.valid")
             fresh = await self.replay.add(*replay_entry(jwt, ctx, verified=verified))
             recorded = replay_verdict(jwt, fresh)
@@ -171,18 +207,12 @@ class ClientAuthenticator:
         return AuthOutcome(client, tuple(failures), "private_key_jwt", jwt, report)
 
     async def _refetched(
-        self,
-        jwt: DecodedJWT,
-        client: ClientConfig,
-        kid: str,
-        body_client_id: str | None,
-        report: Report,
+        self, jwt: DecodedJWT, jwks_uri: str, kid: str, ctx: RuleContext, report: Report
     ) -> Report:
-        assert client.jwks_uri is not None
         try:
-            keys = await self.fetcher.get(client.jwks_uri, refresh_for_kid=kid)
+            keys = await self.fetcher.get(jwks_uri, refresh_for_kid=kid)
         except JwksFetchError:
             return report
         if keys.get(kid) is None:
             return report
-        return check(jwt, self._context(client, body_client_id, keys), replay=False)
+        return check(jwt, replace(ctx, keys=keys), replay=False)

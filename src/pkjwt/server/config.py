@@ -13,6 +13,13 @@ Example::
     client_id = "my-api-key"
     jwks_file = "jwks.json"                  # exactly one of jwks, jwks_file, jwks_uri
     scopes = ["api:read"]
+
+    [[clients.federated]]                    # tokens another issuer gives a workload
+    issuer = "https://kubernetes.default.svc"
+    subject = "system:serviceaccount:payments:billing"
+    audience = "pkjwt"                       # or a list
+    jwks_file = "cluster-jwks.json"          # or jwks, or jwks_uri (the issuer's)
+    max_lifetime = 86400                     # largest exp - now accepted
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, KeyLoadError
+from ..federation import DEFAULT_MAX_LIFETIME, FederatedTrust
 from ..keys import KeySet, load_jwks
 from ..profiles import PROFILES, AudiencePolicy, Profile, get_profile
 from .replay import parse_replay_url
@@ -42,7 +50,9 @@ _CLIENT_KEYS = {
     "resources",
     "client_secret",
     "client_secret_env",
+    "federated",
 }
+_TRUST_KEYS = {"issuer", "subject", "audience", "jwks", "jwks_file", "jwks_uri", "max_lifetime"}
 _SERVER_KEYS = {
     "issuer",
     "profile",
@@ -79,11 +89,13 @@ class ClientConfig:
     grant_types: tuple[str, ...] = ("client_credentials",)
     resources: tuple[str, ...] = ()
     client_secret: str | None = field(default=None, repr=False)
+    #: identity tokens from other issuers this client may present (federated credentials)
+    federated: tuple[FederatedTrust, ...] = ()
 
     @property
     def auth_methods(self) -> tuple[str, ...]:
         methods = []
-        if self.keys is not None or self.jwks_uri:
+        if self.keys is not None or self.jwks_uri or self.federated:
             methods.append("private_key_jwt")
         if self.client_secret:
             methods += ["client_secret_basic", "client_secret_post"]
@@ -140,44 +152,22 @@ def _client(raw: Any, i: int, source: str, base: Path) -> ClientConfig:
     where = _where(source, f"clients[{i}]")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where} must be a table ([[clients]])")
-    unknown = set(raw) - _CLIENT_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
-            hint="known: " + ", ".join(sorted(_CLIENT_KEYS)),
-        )
+    _refuse_unknown(raw, _CLIENT_KEYS, where)
     client_id = raw.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise ConfigError(f"{where}.client_id is required (a non-empty string)")
-    sources = [k for k in ("jwks", "jwks_file", "jwks_uri") if k in raw]
     secret = raw.get("client_secret")
     if "client_secret_env" in raw:
         secret = os.environ.get(str(raw["client_secret_env"]))
         if not secret:
             raise ConfigError(f"{where}.client_secret_env: ${raw['client_secret_env']} is not set")
-    if len(sources) > 1:
-        raise ConfigError(f"{where}: give exactly one of jwks, jwks_file, jwks_uri (got {sources})")
-    if not sources and not secret:
+    federated = _trusts(raw.get("federated", []), where, base)
+    if not any(k in raw for k in ("jwks", "jwks_file", "jwks_uri")) and not (secret or federated):
         raise ConfigError(
-            f"{where}: no credentials", hint="give one of jwks, jwks_file, jwks_uri (or a secret)"
+            f"{where}: no credentials",
+            hint="give one of jwks, jwks_file, jwks_uri (or a secret, or [[clients.federated]])",
         )
-    keys: KeySet | None = None
-    jwks_uri: str | None = None
-    jwks_file: Path | None = None
-    try:
-        if "jwks" in raw:
-            value = raw["jwks"]
-            keys = load_jwks(value if isinstance(value, Mapping) else str(value))
-        elif "jwks_file" in raw:
-            path = Path(str(raw["jwks_file"])).expanduser()
-            jwks_file = path if path.is_absolute() else base / path
-            keys = load_jwks(jwks_file)
-        elif "jwks_uri" in raw:
-            jwks_uri = str(raw["jwks_uri"])
-            if not jwks_uri.startswith(("https://", "http://")):
-                raise ConfigError(f"{where}.jwks_uri must be an http(s) URL")
-    except KeyLoadError as exc:
-        raise ConfigError(f"{where}.{sources[0]}: {exc.message}", hint=exc.hint) from None
+    keys, jwks_uri, jwks_file = _key_source(raw, where, base)
     alg = raw.get("alg")
     if alg is not None and not isinstance(alg, str):
         raise ConfigError(f"{where}.alg must be a string")
@@ -193,6 +183,78 @@ def _client(raw: Any, i: int, source: str, base: Path) -> ClientConfig:
         ),
         resources=_str_list(raw.get("resources", []), f"{where}.resources"),
         client_secret=secret if isinstance(secret, str) else None,
+        federated=federated,
+    )
+
+
+def _refuse_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+            hint="known: " + ", ".join(sorted(known)),
+        )
+
+
+def _key_source(
+    raw: Mapping[str, Any], where: str, base: Path
+) -> tuple[KeySet | None, str | None, Path | None]:
+    """Public keys from at most one of ``jwks`` (inline), ``jwks_file`` or ``jwks_uri``."""
+    sources = [k for k in ("jwks", "jwks_file", "jwks_uri") if k in raw]
+    if len(sources) > 1:
+        raise ConfigError(f"{where}: give exactly one of jwks, jwks_file, jwks_uri (got {sources})")
+    try:
+        if "jwks" in raw:
+            value = raw["jwks"]
+            return load_jwks(value if isinstance(value, Mapping) else str(value)), None, None
+        if "jwks_file" in raw:
+            path = Path(str(raw["jwks_file"])).expanduser()
+            path = path if path.is_absolute() else base / path
+            return load_jwks(path), None, path
+    except KeyLoadError as exc:
+        raise ConfigError(f"{where}.{sources[0]}: {exc.message}", hint=exc.hint) from None
+    if "jwks_uri" in raw:
+        jwks_uri = str(raw["jwks_uri"])
+        if not jwks_uri.startswith(("https://", "http://")):
+            raise ConfigError(f"{where}.jwks_uri must be an http(s) URL")
+        return None, jwks_uri, None
+    return None, None, None
+
+
+def _trusts(raw: Any, where: str, base: Path) -> tuple[FederatedTrust, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}.federated must be an array of tables ([[clients.federated]])")
+    return tuple(_trust(item, f"{where}.federated[{i}]", base) for i, item in enumerate(raw))
+
+
+def _trust(raw: Any, where: str, base: Path) -> FederatedTrust:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    _refuse_unknown(raw, _TRUST_KEYS, where)
+    for name in ("issuer", "subject"):
+        if not isinstance(raw.get(name), str) or not raw[name]:
+            raise ConfigError(f"{where}.{name} is required (a non-empty string)")
+    audiences = raw.get("audience")
+    audiences = [audiences] if isinstance(audiences, str) else audiences
+    if not audiences or not isinstance(audiences, list):
+        raise ConfigError(
+            f"{where}.audience is required: the aud the issuer puts in the token",
+            hint='e.g. audience = "api://AzureADTokenExchange" or the server\'s issuer URL',
+        )
+    keys, jwks_uri, jwks_file = _key_source(raw, where, base)
+    if keys is None and jwks_uri is None:
+        raise ConfigError(f"{where}: the issuer's keys are needed (jwks, jwks_file or jwks_uri)")
+    lifetime = raw.get("max_lifetime", DEFAULT_MAX_LIFETIME)
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
+        raise ConfigError(f"{where}.max_lifetime must be a positive number of seconds")
+    return FederatedTrust(
+        issuer=raw["issuer"],
+        subject=raw["subject"],
+        audiences=_str_list(audiences, f"{where}.audience"),
+        keys=keys,
+        jwks_uri=jwks_uri,
+        jwks_file=jwks_file,
+        max_lifetime=lifetime,
     )
 
 

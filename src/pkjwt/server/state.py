@@ -53,8 +53,11 @@ class ServerState:
         )
         self.jwks_files = JwksFiles(interval=config.jwks_file_check_seconds)
         for client in config.clients:  # all of them, so SIGHUP re-reads every file
-            if client.jwks_file is not None and client.keys is not None:
-                self.jwks_files.watch(client.jwks_file, client.keys)
+            files = [(client.jwks_file, client.keys)]
+            files += [(trust.jwks_file, trust.keys) for trust in client.federated]
+            for path, keys in files:
+                if path is not None and keys is not None:
+                    self.jwks_files.watch(path, keys)
         self.auth = ClientAuthenticator(
             config,
             issuer=issuer,
