@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["default_state_dir", "private_dir", "private_file"]
+__all__ = ["default_state_dir", "private_dir", "private_file", "write_atomic"]
 
 
 def default_state_dir() -> Path:
@@ -61,3 +62,27 @@ def private_file(path: Path) -> Path:
         raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
     os.close(fd)
     return path
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, made ``mode`` before
+    the first byte (a private key is never readable by others, even half-written), synced,
+    then renamed over it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .._private import write_atomic
+from ..config import ClientSettings
 from ..errors import ConfigError, KeyLoadError
-from ..keys import Key, load_jwks, load_key
+from ..keys import Key, KeySet, load_jwks, load_key
 from ..signers import RemoteSigner, is_key_uri, open_signer, redact_key_uri
 
 PASSWORD_ENV = "PKJWT_KEY_PASSWORD"
@@ -102,24 +103,7 @@ def _alg_from_published_jwks(key: Key, key_path: Path) -> Key:
 def write_file(path: Path, data: bytes, *, force: bool, mode: int) -> None:
     """Write a file atomically with ``mode``; never leave a half-written file behind."""
     check_writable(path, force=force)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode=mode)
 
 
 def check_writable(path: Path, *, force: bool) -> None:
@@ -143,3 +127,30 @@ def write_private_file(path: Path, data: bytes, *, force: bool) -> None:
 
 def write_public_file(path: Path, text: str, *, force: bool) -> None:
     write_file(path, text.encode(), force=force, mode=0o644)
+
+
+def read_jwks(source: str, settings: ClientSettings, what: str) -> KeySet:
+    """A JWKS from a file, or from a URL fetched once with the settings' TLS trust (what a
+    server registered for the client: --jwks, pkjwt rotate's check)."""
+    if "://" not in source:
+        try:
+            return load_jwks(Path(source))
+        except KeyLoadError as exc:
+            raise ConfigError(f"{what} {source}: {exc.message}", hint=exc.hint) from None
+    import httpx
+
+    from ..transport import tls_context
+    from ..urls import endpoint_url
+
+    endpoint_url(source, f"{what} URL")
+    verify = tls_context("system" if settings.trust == "system" else "certifi", settings.ca_bundle)
+    try:
+        response = httpx.get(source, timeout=settings.timeout or 30.0, verify=verify)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"{what} {source}: cannot fetch it ({type(exc).__name__})") from None
+    if response.status_code != 200 or len(response.content) > 1 << 20:
+        raise ConfigError(f"{what} {source}: HTTP {response.status_code}, not a JWKS")
+    try:
+        return load_jwks(response.content)
+    except KeyLoadError as exc:
+        raise ConfigError(f"{what} {source}: {exc.message}", hint=exc.hint) from None

@@ -15,6 +15,7 @@ from ..errors import PkjwtError
 _COMMANDS = (
     "keygen",
     "jwks",
+    "rotate",
     "assertion",
     "doctor",
     "token",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -13,10 +12,10 @@ import click
 from ..client import TokenClient
 from ..config import ClientSettings
 from ..doctor import diagnose
-from ..errors import ConfigError, CredentialsRejected, InvalidRequest, KeyLoadError, OAuthError
-from ..keys import KeySet, load_jwks
+from ..errors import CredentialsRejected, InvalidRequest, OAuthError
+from ..keys import KeySet
 from .client_options import build_client, client_options, settings_from
-from .common import echo_json, err
+from .common import echo_json, err, read_jwks
 from .doctor import render_report
 
 #: an error_description that names a rule of the table (pkjwt's own server does)
@@ -83,7 +82,7 @@ def _explain(client: TokenClient, exc: OAuthError, settings: ClientSettings) -> 
     shape = plan.profile
     metadata = plan.metadata
     server_profile = metadata.raw.get("pkjwt_profile") if metadata is not None else None
-    registered = _registered_jwks(settings) if settings.jwks else None
+    registered = read_jwks(settings.jwks, settings, "--jwks") if settings.jwks else None
     if registered is not None and plan.public_keys is not None:
         _compare_with_registration(plan.public_keys, registered, plan.kid)
     report = diagnose(
@@ -114,34 +113,6 @@ def _explain(client: TokenClient, exc: OAuthError, settings: ClientSettings) -> 
             "public key not registered (or not yet visible: JWKS caches), the wrong environment's "
             "API key, or the wrong private key for the registered kid"
         )
-
-
-def _registered_jwks(settings: ClientSettings) -> KeySet:
-    """The JWKS given with --jwks: a file, or a URL fetched once (with the same TLS trust)."""
-    source = settings.jwks
-    assert source is not None
-    if "://" not in source:
-        try:
-            return load_jwks(Path(source))
-        except KeyLoadError as exc:
-            raise ConfigError(f"--jwks {source}: {exc.message}", hint=exc.hint) from None
-    import httpx
-
-    from ..transport import tls_context
-    from ..urls import endpoint_url
-
-    endpoint_url(source, "--jwks URL")
-    verify = tls_context("system" if settings.trust == "system" else "certifi", settings.ca_bundle)
-    try:
-        response = httpx.get(source, timeout=settings.timeout or 30.0, verify=verify)
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"--jwks {source}: cannot fetch it ({type(exc).__name__})") from None
-    if response.status_code != 200 or len(response.content) > 1 << 20:
-        raise ConfigError(f"--jwks {source}: HTTP {response.status_code}, not a JWKS")
-    try:
-        return load_jwks(response.content)
-    except KeyLoadError as exc:
-        raise ConfigError(f"--jwks {source}: {exc.message}", hint=exc.hint) from None
 
 
 def _compare_with_registration(own: KeySet, registered: KeySet, kid: str | None) -> None:
