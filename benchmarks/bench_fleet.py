@@ -35,7 +35,7 @@ import pkjwt
 from pkjwt.stores import MemoryStore
 from pkjwt.stores.redis import KEY_ENV, RedisTokenStore, new_store_key
 
-from .client.clients import TOKEN_DELAY, Keys, al_client, al_fetch, pk_client, verdict
+from .client.clients import TOKEN_DELAY, Keys, al_client, al_fetch, auth_step, pk_client, verdict
 from .common import (
     Candidate,
     environment,
@@ -106,14 +106,8 @@ def _attach(keys: Keys, redis_url: str, rounds: int) -> dict[str, Any]:
         al_fetch(al, server.token_url)
         request = httpx.Request("GET", server.api_url)
 
-        def step(auth: httpx.Auth) -> Callable[[], object]:
-            def fn() -> object:
-                flow = auth.sync_auth_flow(request)
-                sent = next(flow)
-                flow.close()
-                return sent
-
-            return fn
+        def step(client: pkjwt.TokenClient) -> Callable[[], object]:
+            return auth_step(pkjwt.HttpxAuth(client), request)
 
         def authlib() -> object:
             if not al.ensure_active_token(al.token):
@@ -126,9 +120,9 @@ def _attach(keys: Keys, redis_url: str, rounds: int) -> dict[str, Any]:
                       "TokenClient(store=MemoryStore()).get_token(), token cached"),
             Candidate("redis get_token", shared.get_token, per_round, 200,
                       "TokenClient(store=RedisTokenStore(url)).get_token(), token cached"),
-            Candidate("memory HttpxAuth", step(pkjwt.HttpxAuth(memory)), per_round, 200,
+            Candidate("memory HttpxAuth", step(memory), per_round, 200,
                       "HttpxAuth(memory client) flow up to the request it sends"),
-            Candidate("redis HttpxAuth", step(pkjwt.HttpxAuth(shared)), per_round, 200,
+            Candidate("redis HttpxAuth", step(shared), per_round, 200,
                       "HttpxAuth(Redis client) flow up to the request it sends"),
             Candidate("authlib cached", authlib, per_round, 200,
                       "authlib OAuth2Client.ensure_active_token(token) + the token"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,19 @@ def pk_http(tc: pkjwt.TokenClient, lib: str, *, asynchronous: bool = False) -> A
         return cls(auth=pkjwt.HttpxAuth(tc), timeout=60)
     cls = httpx2.AsyncClient if asynchronous else httpx2.Client
     return cls(auth=Httpx2Auth(tc), timeout=60)
+
+
+def auth_step(auth: Any, request: Any) -> Callable[[], Any]:
+    """The auth step alone: an ``Auth``'s sync flow up to the request it yields (what runs
+    between building a request and sending it)."""
+
+    def step() -> Any:
+        flow = auth.sync_auth_flow(request)
+        sent = next(flow)
+        flow.close()
+        return sent
+
+    return step
 
 
 def verdict(ok: bool) -> str:

@@ -17,7 +17,7 @@ from pkjwt.integrations.httpx2 import Httpx2Auth
 
 from ..common import Candidate, Stats, format_us, measure, table
 from ..tokenserver import TokenServer
-from .clients import Keys, Params, al_client, al_fetch, pk_client, verdict
+from .clients import Keys, Params, al_client, al_fetch, auth_step, pk_client, verdict
 
 TARGET_OVERHEAD = 0.25
 MOCK_BASE = "http://mock.invalid"
@@ -164,15 +164,6 @@ def _auth_step(keys: Keys, p: Params) -> tuple[dict[str, Stats], dict[str, str]]
     al_fetch(al, token_url)
     req, req2 = httpx.Request("GET", api_url), httpx2.Request("GET", api_url)
 
-    def step(auth: Any, request: Any) -> Callable[[], Any]:
-        def fn() -> Any:
-            flow = auth.sync_auth_flow(request)
-            sent = next(flow)
-            flow.close()
-            return sent
-
-        return fn
-
     def al_step() -> Any:
         if not al.ensure_active_token(al.token):
             raise AssertionError("authlib: token not active")
@@ -182,10 +173,10 @@ def _auth_step(keys: Keys, p: Params) -> tuple[dict[str, Stats], dict[str, str]]
         return sent
 
     fns = {
-        "httpx.Auth": step(httpx.Auth(), req),
-        "HttpxAuth": step(pkjwt.HttpxAuth(tc), req),
-        "httpx2.Auth": step(httpx2.Auth(), req2),
-        "Httpx2Auth": step(Httpx2Auth(tc), req2),
+        "httpx.Auth": auth_step(httpx.Auth(), req),
+        "HttpxAuth": auth_step(pkjwt.HttpxAuth(tc), req),
+        "httpx2.Auth": auth_step(httpx2.Auth(), req2),
+        "Httpx2Auth": auth_step(Httpx2Auth(tc), req2),
         "authlib": al_step,
     }
     notes = {

@@ -32,6 +32,7 @@ from .profiles import Profile, ProfileName, get_profile
 from .retry import RetryPolicy
 from .signing import Signer
 from .stores import TokenStore, open_token_store
+from .telemetry import Telemetry, telemetry_for
 from .token_flow import AssertionPlan, EndpointConfig, Notes, TokenEndpoint
 from .tokens import DEFAULT_LIFETIME, Token
 from .transport import HttpTransport, Trust, tls_context
@@ -109,6 +110,9 @@ class TokenClient:
     * ``default_lifetime``: assumed when a response has no usable ``expires_in`` (300 s).
     * ``http_client`` / ``async_http_client``: your own httpx clients (proxies, TLS settings);
       not closed by :meth:`close`.
+    * ``telemetry``: spans and metrics (:mod:`pkjwt.telemetry`): None (default) reports
+      through OpenTelemetry when ``pkjwt[otel]`` is installed, False never, or a
+      :class:`~pkjwt.otel.OtelTelemetry` with your own providers.
     """
 
     def __init__(
@@ -141,14 +145,14 @@ class TokenClient:
         trust: Trust = "certifi",
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
+        telemetry: Telemetry | bool | None = None,
         sleep: Callable[[float], None] = time.sleep,
         asleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         _check_where(client_id, token_url, issuer)
         shared_store = open_token_store(store) if store is not None else None
         self.manager = manager or TokenManager(store=shared_store, clock=clock)
-        # credentials: parsed once, here
-        auth = (
+        auth = (  # credentials: parsed once, here
             _federated(assertion_source, key, client_secret, clock)
             if assertion_source is not None
             else client_auth_for(
@@ -175,10 +179,10 @@ class TokenClient:
             retry=retry or RetryPolicy(),
             timeout=timeout,
         )
-        shared = self.manager.store
-        # the profile a server took is remembered where tokens are (a store's notes)
-        notes = shared if isinstance(shared, Notes) else None
-        self._endpoint = TokenEndpoint(config, auth, clock=clock, notes=notes)
+        self._telemetry = _watching(telemetry, self.manager)
+        self._endpoint = TokenEndpoint(
+            config, auth, clock=clock, notes=_notes(self.manager), telemetry=self._telemetry
+        )
         self._transport = HttpTransport(
             http_client,
             async_http_client,
@@ -260,10 +264,16 @@ class TokenClient:
 
     def fetch_token(self) -> Token:
         """Request a new token now, bypassing the cache."""
-        return self._transport.run(self._endpoint.token_flow())
+        with self._telemetry.fetch(self._where, self.auth_method):
+            return self._transport.run(self._endpoint.token_flow())
 
     async def afetch_token(self) -> Token:
-        return await self._transport.arun(self._endpoint.token_flow())
+        with self._telemetry.fetch(self._where, self.auth_method):
+            return await self._transport.arun(self._endpoint.token_flow())
+
+    @property
+    def _where(self) -> str | None:
+        return self._endpoint.token_url or self._endpoint.config.issuer
 
     def invalidate(self) -> None:
         """Forget the cached token (the next call fetches)."""
@@ -303,6 +313,17 @@ class TokenClient:
         config = self._endpoint.config
         where = config.token_url or config.issuer
         return f"<TokenClient {self.auth_method} client_id={self.client_id!r} at {where}>"
+
+
+def _notes(manager: TokenManager) -> Notes | None:
+    """The profile a server took is remembered where tokens are (a store's notes)."""
+    return manager.store if isinstance(manager.store, Notes) else None
+
+
+def _watching(setting: Telemetry | bool | None, manager: TokenManager) -> Telemetry:
+    telemetry = telemetry_for(setting)
+    telemetry.watch(manager)
+    return telemetry
 
 
 def _federated(

@@ -14,7 +14,6 @@ token keeps serving until ``usable_until``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 import random
@@ -23,11 +22,12 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from typing import Any
 
+from .cache_stats import CacheStats
 from .errors import OAuthError, PkjwtError, TransportError
-from .fleet import fleet_cooldown, share_cooldown
 from .flow import Call, arun, run
-from .refresh import Entry, RefreshPolicy
+from .refresh import Entry, RefreshPolicy, failure_cooldown
 from .single_flight import Flight, SingleFlight
+from .store_trip import Fetch, StoreTrip
 from .stores import TokenStore
 from .tokens import Token
 
@@ -36,17 +36,6 @@ __all__ = ["CacheKey", "TokenManager"]
 log = logging.getLogger("pkjwt.manager")
 
 CacheKey = tuple[Hashable, ...]
-
-
-class _Fetch:
-    """The store flow's "now fetch a token" action (the driver knows how: call or await)."""
-
-    def __repr__(self) -> str:
-        return "<fetch>"
-
-
-_FETCH = _Fetch()
-_StoreFlow = Generator[Call | _Fetch, Any, Token]
 
 
 class TokenManager:
@@ -78,7 +67,6 @@ class TokenManager:
         # serving a token the server has expired (tests that inject a clock drive both)
         self._schedule = schedule or (time.monotonic if clock is time.time else clock)
         self._failures: dict[CacheKey, tuple[float, BaseException]] = {}
-        self._store_failing = False
         self.policy = policy or RefreshPolicy(
             window=refresh_window,
             leeway=expiry_leeway,
@@ -86,8 +74,13 @@ class TokenManager:
             rng=rng or random.Random(),
         )
         self._entries: dict[CacheKey, Entry] = {}
-        self._flights: SingleFlight[CacheKey, Token] = SingleFlight()
+        #: the fetches in the air, one per key; counts fetches, refreshes and joins
+        self.flights: SingleFlight[CacheKey, Token] = SingleFlight()
+        self._flights = self.flights
+        #: what the cache did (hits, stale serves, failures), for metrics
+        self.stats = CacheStats()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._trip = StoreTrip(store, self.policy, self._entry, self._schedule)
 
     @property
     def fetches(self) -> int:
@@ -103,11 +96,7 @@ class TokenManager:
 
     def invalidate(self, key: CacheKey) -> None:
         self._entries.pop(key, None)
-        if self.store is not None:
-            try:
-                self.store.delete(key)
-            except Exception:
-                self._store_trouble("delete failed; ignoring it")
+        self._trip.delete(key)
 
     # -- the drivers ------------------------------------------------------------------------------
     def get(
@@ -122,6 +111,7 @@ class TokenManager:
         entry = self._entries.get(key)
         now = self._schedule()
         if entry is not None and not force and now < entry.refresh_at:
+            self.stats.hits += 1
             return entry.token  # the hot path
         token, flight, owner = self._claim(key, entry, now, force, stale, self._thread(key, fetch))
         if token is not None:
@@ -147,6 +137,7 @@ class TokenManager:
         entry = self._entries.get(key)
         now = self._schedule()
         if entry is not None and not force and now < entry.refresh_at:
+            self.stats.hits += 1
             return entry.token
         background = self._task(key, fetch)
         token, flight, owner = self._claim(key, entry, now, force, stale, background)
@@ -189,8 +180,8 @@ class TokenManager:
         force: bool,
         background: bool = False,
     ) -> None:
-        def perform(action: Call | _Fetch) -> Any:
-            return fetch() if isinstance(action, _Fetch) else action.fn(*action.args)
+        def perform(action: Call | Fetch) -> Any:
+            return fetch() if isinstance(action, Fetch) else action.fn(*action.args)
 
         run(self._fill_flow(key, flight, force, background), perform)
 
@@ -202,8 +193,8 @@ class TokenManager:
         force: bool,
         background: bool = False,
     ) -> None:
-        async def perform(action: Call | _Fetch) -> Any:
-            if isinstance(action, _Fetch):
+        async def perform(action: Call | Fetch) -> Any:
+            if isinstance(action, Fetch):
                 return await fetch()
             return await asyncio.to_thread(action.fn, *action.args)
 
@@ -223,6 +214,8 @@ class TokenManager:
         A token due for refresh is served as is, and ``background(flight)`` starts its refresh
         unless one is running or a failed one asked to back off."""
         if entry is not None and not force and now < entry.usable_until:
+            self.stats.hits += 1
+            self.stats.stale_serves += 1
             flight = self._flights.lead(key, lambda: now >= entry.retry_at)
             if flight is not None:
                 background(flight)
@@ -233,16 +226,6 @@ class TokenManager:
         return self._flights.join(
             key, lambda: self._fresh_enough(self._entries.get(key), now, force, stale)
         )
-
-    def _store_trouble(self, what: str) -> None:
-        """A store failure costs a fetch, never a token; it is said once per failing streak."""
-        if not self._store_failing:
-            self._store_failing = True
-            # a store that reports its own outages (Redis) has said it already
-            level = (
-                logging.DEBUG if getattr(self.store, "reports_failures", False) else logging.WARNING
-            )
-            log.log(level, "token store %s (said once until it works again)", what, exc_info=True)
 
     def _entry(self, token: Token) -> Entry:
         return self.policy.entry(token, self._clock(), self._schedule())
@@ -261,70 +244,16 @@ class TokenManager:
 
     def _fill_flow(
         self, key: CacheKey, flight: Flight[Token], force: bool, background: bool
-    ) -> Generator[Call | _Fetch, Any, None]:
+    ) -> Generator[Call | Fetch, Any, None]:
         """Run one flight: through the store, then land it (cache it, or share its error)."""
         try:
-            token = yield from self._through_store(key, force)
+            token = yield from self._trip.flow(key, force)
         except BaseException as exc:
             self._land(key, flight, None, exc, background)
             if not isinstance(exc, Exception):
                 raise
             return
         self._land(key, flight, token, None, background)
-
-    def _through_store(self, key: CacheKey, force: bool) -> _StoreFlow:
-        """Lock, read the shared token, else fetch and write, unlock. Store failures are logged
-        and bypassed: a broken store costs a fetch, never a token."""
-        store = self.store
-        if store is None:
-            token: Token = yield _FETCH
-            return token
-        yield Call(fleet_cooldown, store, key)  # another process may have been told to wait
-        if not force:  # read unlocked first: a wave of processes must not queue just to read
-            ready: Token | None = yield Call(self._load, key)
-            if ready is not None:
-                return ready
-        lock: Any = None
-        try:
-            lock = store.lock(key)
-            yield Call(lock.__enter__)
-        except Exception:
-            self._store_trouble("lock failed; fetching without it")
-            lock = None
-        try:
-            if not force:
-                shared: Token | None = yield Call(self._load, key)
-                if shared is not None:
-                    return shared
-            try:
-                token = yield _FETCH
-            except (OAuthError, TransportError) as exc:
-                if isinstance(exc, OAuthError) and exc.retryable:  # the server said wait
-                    yield Call(share_cooldown, store, key, exc, _cooldown(self.policy, exc))
-                raise
-            try:
-                yield Call(store.set, key, token)
-            except Exception:
-                self._store_trouble("write failed; the token is kept in memory")
-            return token
-        finally:
-            if lock is not None:
-                with contextlib.suppress(Exception):
-                    yield Call(lock.__exit__, None, None, None)
-
-    def _load(self, key: CacheKey) -> Token | None:
-        assert self.store is not None
-        try:
-            token = self.store.get(key)
-        except Exception:
-            self._store_trouble("read failed; fetching instead")
-            return None
-        self._store_failing = False
-        if token is None:
-            return None
-        if self._entry(token).refresh_at <= self._schedule():
-            return None
-        return token
 
     def _land(
         self,
@@ -341,24 +270,18 @@ class TokenManager:
             elif background and (entry := self._entries.get(key)) is not None:
                 entry.retry_at = self._schedule() + self.policy.backoff
             elif error is not None and _passing(error):
-                self._failures[key] = (self._schedule() + _cooldown(self.policy, error), error)
+                until = self._schedule() + failure_cooldown(self.policy, error)
+                self._failures[key] = (until, error)
 
         self._flights.land(key, flight, token, error, record)
+        if error is not None and not background:
+            self.stats.fetch_failures += 1
         if error is not None and background:
+            self.stats.refresh_failures += 1
             log.warning(
                 "background token refresh failed (%s); the current token keeps serving",
                 type(error).__name__,
             )
-
-
-def _cooldown(policy: RefreshPolicy, error: BaseException) -> float:
-    """How long a failure that may pass is answered from memory: the policy's cooldown, or
-    the server's Retry-After when it asked for longer (bounded: a minute)."""
-    retry_after = getattr(error, "retry_after", None)
-    wait = policy.failure_cooldown
-    if isinstance(retry_after, int | float) and retry_after > wait:
-        wait = min(float(retry_after), 60.0)
-    return wait
 
 
 def _passing(error: BaseException) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .tokens import Token
 
-__all__ = ["Entry", "RefreshPolicy"]
+__all__ = ["Entry", "RefreshPolicy", "failure_cooldown"]
 
 
 @dataclass(slots=True)
@@ -61,3 +61,13 @@ class RefreshPolicy:
         shift = 0.0 if wall is None or schedule is None else schedule - wall
         # the hot path relies on refresh_at <= usable_until: serving before refresh_at is safe
         return Entry(token, min(refresh_at, usable_until) + shift, usable_until + shift)
+
+
+def failure_cooldown(policy: RefreshPolicy, error: BaseException) -> float:
+    """How long a failure that may pass is answered from memory: the policy's cooldown, or
+    the server's Retry-After when it asked for longer (bounded: a minute)."""
+    retry_after = getattr(error, "retry_after", None)
+    wait = policy.failure_cooldown
+    if isinstance(retry_after, int | float) and retry_after > wait:
+        wait = min(float(retry_after), 60.0)
+    return wait

@@ -97,8 +97,11 @@ class SingleFlight(Generic[K, T]):
     def __init__(self) -> None:
         self._flights: dict[K, Flight[T]] = {}
         self._lock = threading.Lock()
-        #: flights started so far (for tests and metrics)
+        #: flights started so far, those started ahead of need (a refresh), and callers that
+        #: joined one already in the air (for tests and metrics)
         self.started = 0
+        self.led = 0
+        self.joined = 0
 
     def join(self, key: K, ready: Callable[[], T | None]) -> Claim[T]:
         """``ready()``'s value if it has one; else the key's flight, joined or started."""
@@ -108,6 +111,7 @@ class SingleFlight(Generic[K, T]):
                 return Claim(value, None, False)
             flight = self._flights.get(key)
             if flight is not None:
+                self.joined += 1
                 return Claim(None, flight, False)
             return Claim(None, self._start(key), True)
 
@@ -116,6 +120,7 @@ class SingleFlight(Generic[K, T]):
         with self._lock:
             if key in self._flights or not allowed():
                 return None
+            self.led += 1
             return self._start(key)
 
     def land(

@@ -31,6 +31,7 @@ from .flow import Call, Flow, Reply, Send, Sleep
 from .keys import KeySet
 from .profiles import LEGACY, NHS, RFC7523BIS, Profile, get_profile
 from .retry import RetryPolicy
+from .telemetry import OFF, Telemetry
 from .tokens import Token, parse_token_response
 
 __all__ = ["AssertionPlan", "EndpointConfig", "TokenEndpoint"]
@@ -105,9 +106,11 @@ class TokenEndpoint:
         *,
         clock: Callable[[], float],
         notes: Notes | None = None,
+        telemetry: Telemetry = OFF,
     ) -> None:
         self.config = config
         self.auth = auth
+        self._telemetry = telemetry
         self._clock = clock
         #: where the profile that worked is remembered beyond this object (the token store)
         self._notes = notes
@@ -335,11 +338,12 @@ class TokenEndpoint:
         """Sleep before the next attempt, or raise ``exc`` when the retry policy says stop or
         the wait would not leave the next attempt any time within the timeout."""
         delay = self.config.retry.delay(attempt, exc)
-        if delay is None:
-            raise exc
-        if delay >= self._deadline - self._clock():
+        if delay is not None and delay >= self._deadline - self._clock():
             note = f"no time left for another attempt within the {self.config.timeout:g} s timeout"
             exc.hint = f"{exc.hint}; {note}" if exc.hint else note
+            delay = None
+        self._telemetry.attempt(attempt, exc, delay)
+        if delay is None:
             raise exc
         if what is not None:
             log.info("%s; retrying in %.2f s", what, delay)
