@@ -25,6 +25,9 @@ class RuleInfo:
     status: int = 400
 
 
+_DPOP = "invalid_dpop_proof"
+_NONCE = "use_dpop_nonce"
+
 CATALOGUE: dict[str, RuleInfo] = {
     r.id: r
     for r in (
@@ -78,6 +81,20 @@ CATALOGUE: dict[str, RuleInfo] = {
             "RFC 6749 4.4, 5.2; RFC 8707",
             "unauthorized_client",
         ),
+        # DPoP proofs (RFC 9449): at the token endpoint 400 invalid_dpop_proof; at a resource
+        # 401 with WWW-Authenticate: DPoP (D11, D12 only apply there)
+        RuleInfo("D1", "exactly one DPoP header, a compact JWS", "RFC 9449 4.3 (1-2)", _DPOP),
+        RuleInfo("D2", "typ dpop+jwt", "RFC 9449 4.2, 4.3 (4)", _DPOP),
+        RuleInfo("D3", "an asymmetric alg the server supports", "RFC 9449 4.3 (5)", _DPOP),
+        RuleInfo("D4", "jwk: a public key, no private members", "RFC 9449 4.3 (7)", _DPOP),
+        RuleInfo("D5", "signature by the jwk's key", "RFC 9449 4.3 (6)", _DPOP),
+        RuleInfo("D6", "htm matches the request method", "RFC 9449 4.3 (8)", _DPOP),
+        RuleInfo("D7", "htu matches the request URL", "RFC 9449 4.3 (9)", _DPOP),
+        RuleInfo("D8", "iat within the acceptance window", "RFC 9449 4.3 (11), 11.1", _DPOP),
+        RuleInfo("D9", "jti present and not seen before", "RFC 9449 4.3 (12), 11.1", _DPOP),
+        RuleInfo("D10", "the server's nonce, when it requires one", "RFC 9449 8, 9", _NONCE),
+        RuleInfo("D11", "ath: the hash of the access token", "RFC 9449 4.3 (10), 7.1", _DPOP, 401),
+        RuleInfo("D12", "proof key = the token's cnf.jkt", "RFC 9449 6, 7.1", _DPOP, 401),
     )
 }
 
