@@ -23,7 +23,7 @@ import secrets
 import struct
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -288,7 +288,7 @@ def check_proof(
     proofs: list[str] | str | None,
     *,
     method: str,
-    url: str,
+    url: str | Sequence[str],
     now: float,
     max_age: float = 300.0,
     skew: float = 30.0,
@@ -299,7 +299,9 @@ def check_proof(
 ) -> ProofCheck:
     """Judge the ``DPoP`` header(s) of a request to ``method url`` (RFC 9449 4.3; at a
     resource, with the ``access_token`` presented and its ``cnf.jkt`` as ``bound_jkt``,
-    7.1). Stops at the first failure that leaves nothing to read; never raises."""
+    7.1). ``url`` may name the request's URL in several spellings (the configured issuer's,
+    the Host header's): ``htu`` must be one of them. Stops at the first failure that leaves
+    nothing to read; never raises."""
     values = [proofs] if isinstance(proofs, str) else list(proofs or [])
     if len(values) != 1:
         got = "none" if not values else f"{len(values)} headers"
@@ -361,19 +363,20 @@ def _proof_key(jwk: Any) -> tuple[Key | None, str]:
 def _claims(
     claims: Mapping[str, Any],
     method: str,
-    url: str,
+    url: str | Sequence[str],
     now: float,
     max_age: float,
     skew: float,
     nonce: NonceIssuer | None,
 ) -> list[Finding]:
-    htm, htu, want = claims.get("htm"), claims.get("htu"), htu_of(url)
+    wants = [htu_of(u) for u in ([url] if isinstance(url, str) else url)]
+    htm, htu, want = claims.get("htm"), claims.get("htu"), wants[0]
     iat, jti = claims.get("iat"), claims.get("jti")
     number = isinstance(iat, int | float) and not isinstance(iat, bool)
     age = now - iat if number else None  # type: ignore[operator]
     out = [
         _judge("D6", htm == method.upper(), _show(htm), f"htm {method.upper()}"),
-        _judge("D7", isinstance(htu, str) and htu_of(htu) == want, _show(htu), f"htu {want}"),
+        _judge("D7", isinstance(htu, str) and htu_of(htu) in wants, _show(htu), f"htu {want}"),
         _judge(
             "D8",
             age is not None and -skew <= age <= max_age,

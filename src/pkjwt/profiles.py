@@ -118,6 +118,8 @@ class Profile:
     max_assertion_bytes: int = 16 * 1024
     #: how long a used ``jti`` is remembered beyond ``exp`` (0: until exp + skew)
     jti_memory: int = 0
+    #: tokens must be sender-constrained: every token request carries a DPoP proof
+    require_dpop: bool = False
     #: the fix shown when ``exp`` is too far ahead (R17), when the profile words it its own way
     lifetime_hint: str | None = None
     #: how the local server orders, words and answers failures and successes

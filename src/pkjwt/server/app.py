@@ -81,6 +81,10 @@ class PkjwtApp(Starlette):
 
     async def _token(self, scope: Any, receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if "dpop" in headers:  # a repeated DPoP header must be seen as two proofs (D1)
+            headers["dpop"] = ",".join(
+                v.decode("latin-1") for k, v in scope["headers"] if k == b"dpop"
+            )
         body = await read_body(receive, headers)
         if body is None:  # the client went away
             return

@@ -51,6 +51,7 @@ _CLIENT_KEYS = {
     "client_secret",
     "client_secret_env",
     "federated",
+    "require_dpop",
 }
 _TRUST_KEYS = {"issuer", "subject", "audience", "jwks", "jwks_file", "jwks_uri", "max_lifetime"}
 _SERVER_KEYS = {
@@ -74,6 +75,10 @@ _SERVER_KEYS = {
     "request_timeout",
     "keep_alive_timeout",
     "max_connections",
+    "dpop",
+    "dpop_nonce",
+    "dpop_nonce_lifetime",
+    "dpop_max_age",
 }
 
 
@@ -91,6 +96,8 @@ class ClientConfig:
     client_secret: str | None = field(default=None, repr=False)
     #: identity tokens from other issuers this client may present (federated credentials)
     federated: tuple[FederatedTrust, ...] = ()
+    #: every token request must carry a DPoP proof (sender-constrained tokens only)
+    require_dpop: bool = False
 
     @property
     def auth_methods(self) -> tuple[str, ...]:
@@ -127,6 +134,13 @@ class ServerConfig:
     keep_alive_timeout: float = 5.0
     #: open connections beyond this are closed at once (with a log line)
     max_connections: int = 1000
+    #: DPoP proofs accepted at the token endpoint (RFC 9449); the NHS dialect ignores them
+    dpop: bool = True
+    #: every proof must carry the server's nonce (``use_dpop_nonce`` hands it out)
+    dpop_nonce: bool = False
+    dpop_nonce_lifetime: float = 300.0
+    #: how old a proof's ``iat`` may be
+    dpop_max_age: float = 300.0
     source: str = "<config>"
 
     def client(self, client_id: str) -> ClientConfig | None:
@@ -184,6 +198,7 @@ def _client(raw: Any, i: int, source: str, base: Path) -> ClientConfig:
         resources=_str_list(raw.get("resources", []), f"{where}.resources"),
         client_secret=secret if isinstance(secret, str) else None,
         federated=federated,
+        require_dpop=_bool(raw, "require_dpop", where),
     )
 
 
@@ -334,12 +349,23 @@ def parse_config(
         keep_alive_timeout=_number(data, "keep_alive_timeout", 5.0, source, 0.1, 300),
         max_connections=int(_number(data, "max_connections", 1000, source, 1, 100_000)),
         jwks_cache_seconds=_cache_bounds(data, source),
+        **_dpop(data, source, profile),
         source=source,
     )
 
 
-def _bool(data: Mapping[str, Any], key: str, source: str) -> bool:
-    value = data.get(key, False)
+def _dpop(data: Mapping[str, Any], source: str, profile: Profile) -> dict[str, Any]:
+    return {
+        # the NHS platform has no DPoP: its dialect ignores the header unless asked
+        "dpop": _bool(data, "dpop", source, profile.dialect != "nhs"),
+        "dpop_nonce": _bool(data, "dpop_nonce", source),
+        "dpop_nonce_lifetime": _number(data, "dpop_nonce_lifetime", 300.0, source, 10, 86400),
+        "dpop_max_age": _number(data, "dpop_max_age", 300.0, source, 5, 3600),
+    }
+
+
+def _bool(data: Mapping[str, Any], key: str, source: str, default: bool = False) -> bool:
+    value = data.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be true or false (got {value!r})")
     return value

@@ -95,7 +95,7 @@ class Dialect:
     def success(self, access_token: str, issued: IssuedToken, lifetime: int) -> Reply:
         payload: dict[str, Any] = {
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": issued.token_type,
             "expires_in": lifetime,
         }
         if issued.scope:

@@ -31,11 +31,12 @@ except ImportError as exc:  # a client-only install
 
 from .authentication import AuthOutcome
 from .dialects import STANDARD
+from .dpop import with_nonce
 from .failures import Failure, fail
 from .http import JSON, MAX_BODY, NO_STORE, Form, Reply, json_reply, parse_form, read_body
 from .openapi import openapi_document
 from .policy import grant_policy
-from .state import ServerState
+from .state import TOKEN_PATH, ServerState
 from .token_request import read_credentials, read_form, read_grant
 
 __all__ = [
@@ -114,16 +115,29 @@ class TokenEndpoint:
         policy = grant_policy(client, form, honours_scope=dialect.honours_scope)
         if policy is not None:
             return self._refuse((policy,), outcome, form) or _SERVER_ERROR
+        binding = await state.dpop.at_token_endpoint(headers, self._urls(headers), client)
+        if binding.failure is not None:
+            refused = self._refuse((binding.failure,), outcome, form) or _SERVER_ERROR
+            return with_nonce(refused, binding.nonce)
         scope = audience = None
         if dialect.honours_scope:
             scope = form.get("scope") or None
             resources = tuple(r for r in form.values_of("resource") if r)
             audience = resources[0] if len(resources) == 1 else (resources or None)
         lifetime = dialect.lifetime(form, state.config.token_lifetime)
-        access, issued = state.tokens.issue(client.client_id, scope, audience, lifetime=lifetime)
+        access, issued = state.tokens.issue(
+            client.client_id, scope, audience, lifetime=lifetime, jkt=binding.jkt
+        )
         if state.log.active:
             state.log.record("token", 200, None, None, outcome, form)
-        return dialect.success(access, issued, lifetime)
+        return with_nonce(dialect.success(access, issued, lifetime), binding.nonce)
+
+    def _urls(self, headers: Mapping[str, str]) -> tuple[str, ...]:
+        """This endpoint's URL as the issuer names it and as the request's Host does (a
+        proof's htu may use either)."""
+        host = headers.get("host")
+        own = self.state.token_endpoint
+        return (own, f"http://{host}{TOKEN_PATH}") if host else (own,)
 
     def _refuse_request(self, failure: Failure, form: Mapping[str, str]) -> Reply:
         # every dialect answers a malformed request (only assertion findings may not count)
@@ -188,6 +202,7 @@ def _metadata(state: ServerState) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [config.signing_alg],
         "pkjwt_profile": config.profile.name,
+        **({"dpop_signing_alg_values_supported": list(state.dpop.algs)} if config.dpop else {}),
     }
 
 
@@ -245,7 +260,7 @@ async def introspect(request: Request) -> Response:
         "active": True,
         "client_id": record.client_id,
         "sub": record.client_id,
-        "token_type": "Bearer",
+        "token_type": record.token_type,
         "exp": record.expires_at,
         "iat": record.issued_at,
         "iss": state.issuer,
@@ -255,6 +270,8 @@ async def introspect(request: Request) -> Response:
         body["scope"] = record.scope
     if record.audience:
         body["aud"] = record.audience
+    if record.jkt:
+        body["cnf"] = {"jkt": record.jkt}  # RFC 9449 6.2
     return _response(json_reply(body, headers=NO_STORE))
 
 
@@ -268,18 +285,34 @@ async def revoke(request: Request) -> Response:
 
 
 async def echo(request: Request) -> Response:
-    """A protected test API: answers who the bearer token was issued to."""
+    """A protected test API: answers who the token was issued to. A DPoP-bound token needs
+    ``Authorization: DPoP`` and a proof for this request (RFC 9449 7); a bearer token, Bearer."""
     state = _state(request)
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
-    record = state.tokens.lookup(value.strip()) if scheme.lower() == "bearer" else None
-    if record is None:
-        if not auth:  # RFC 6750 3.1: no credentials, so no error code, only the challenge
+    kind = scheme.lower()
+    record = state.tokens.lookup(value.strip()) if kind in ("bearer", "dpop") else None
+    if record is None or (kind == "dpop") != bool(record.jkt):
+        # no token, an unknown one, or a bound token sent as a bearer (or the reverse)
+        if record is None and not auth:  # RFC 6750 3.1: no credentials, only the challenge
             return _response(json_reply({}, 401, {"WWW-Authenticate": 'Bearer realm="pkjwt"'}))
+        if kind == "dpop" or (record is not None and record.jkt):
+            return _response(state.dpop.challenge("invalid_token", "a DPoP-bound token needs "
+                                                  "Authorization: DPoP and a proof"))  # fmt: skip
         challenge = 'Bearer realm="pkjwt", error="invalid_token"'
         return _response(
             json_reply({"error": "invalid_token"}, 401, {"WWW-Authenticate": challenge})
         )
+    if record.jkt:
+        urls = (str(request.url), state.issuer + request.url.path)
+        proofs = (
+            {"dpop": ",".join(request.headers.getlist("dpop"))} if "dpop" in request.headers else {}
+        )
+        refused = await state.dpop.at_resource(
+            proofs, request.method, urls, value.strip(), record.jkt
+        )
+        if refused is not None:
+            return _response(refused)
     body = await read_body(request.receive, request.headers)
     if body is None or len(body) > MAX_BODY:
         return _response(json_reply({"error": "request body too large"}, 413))
@@ -289,6 +322,7 @@ async def echo(request: Request) -> Response:
                 "message": "hello from the protected echo API",
                 "client_id": record.client_id,
                 "scope": record.scope,
+                "token_type": record.token_type,
                 "method": request.method,
                 "path": request.url.path,
                 "body_bytes": len(body),

@@ -31,7 +31,8 @@ __all__ = ["IssuedToken", "TokenIssuer"]
 _REVOKED = 1
 _GRANT_MASK = 0x7FFFFFFF
 
-Grant = tuple[str, str | None, str | tuple[str, ...] | None]  # client_id, scope, audience
+#: client_id, scope, audience, and the DPoP key's thumbprint when the token is bound to one
+Grant = tuple[str, str | None, str | tuple[str, ...] | None, str | None]
 
 
 class IssuedToken(NamedTuple):
@@ -44,6 +45,12 @@ class IssuedToken(NamedTuple):
     issued_at: int
     expires_at: int
     jti: str
+    #: the RFC 7638 thumbprint of the DPoP key the token is bound to (``cnf.jkt``); None: bearer
+    jkt: str | None = None
+
+    @property
+    def token_type(self) -> str:
+        return "DPoP" if self.jkt else "Bearer"
 
 
 class _Grants:
@@ -133,31 +140,25 @@ class TokenIssuer:
         audience: str | tuple[str, ...] | None,
         *,
         lifetime: int | None = None,
+        jkt: str | None = None,
     ) -> tuple[str, IssuedToken]:
         now = int(self._clock())
         expires_at = now + (self.lifetime if lifetime is None else lifetime)
         while True:
             if self.token_format == "jwt":
                 jti = secrets.token_hex(16)
-                token = self._jwt(client_id, scope, audience, now, expires_at, jti)
+                token = self._jwt((client_id, scope, audience, jkt), now, expires_at, jti)
                 digest = self._digest(token)
             else:
                 token = b64url(secrets.token_bytes(32))
                 digest = self._digest(token)
                 jti = digest[16:].hex()
-            if self._remember(digest[:16], (client_id, scope, audience), now, expires_at):
-                return token, IssuedToken(client_id, scope, audience, now, expires_at, jti)
+            if self._remember(digest[:16], (client_id, scope, audience, jkt), now, expires_at):
+                return token, IssuedToken(client_id, scope, audience, now, expires_at, jti, jkt)
             # the 128 bits of a live token's digest: 2**-128 per live token; draw again
 
-    def _jwt(
-        self,
-        client_id: str,
-        scope: str | None,
-        audience: str | tuple[str, ...] | None,
-        now: int,
-        expires_at: int,
-        jti: str,
-    ) -> str:
+    def _jwt(self, grant: Grant, now: int, expires_at: int, jti: str) -> str:
+        client_id, scope, audience, jkt = grant
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": client_id,
@@ -169,6 +170,8 @@ class TokenIssuer:
         }
         if scope:
             claims["scope"] = scope
+        if jkt:
+            claims["cnf"] = {"jkt": jkt}  # RFC 9449 6.1
         signing_input = f"{self._header}.{b64url(json.dumps(claims).encode())}".encode()
         return compact(signing_input, self._signer.sign(signing_input))
 
@@ -196,7 +199,7 @@ class TokenIssuer:
         found = self._find(digest)
         if found is None or found[3] & _REVOKED:
             return None
-        (client_id, scope, audience), issued_at, expires_at, _ = found
+        (client_id, scope, audience, jkt), issued_at, expires_at, _ = found
         jti = digest[16:].hex()
         if self.token_format == "jwt":
             try:
@@ -209,7 +212,7 @@ class TokenIssuer:
             if not impl.verify(jwt.signing_input, jwt.signature, self.key.jose):
                 return None
             jti = str(jwt.claims.get("jti", ""))
-        return IssuedToken(client_id, scope, audience, issued_at, expires_at, jti)
+        return IssuedToken(client_id, scope, audience, issued_at, expires_at, jti, jkt)
 
     def revoke(self, token: str, *, client_id: str | None) -> bool:
         """Revoke a token issued to ``client_id``; another client's token is left alone."""

@@ -10,6 +10,7 @@ from ..keys import Key
 from .authentication import ClientAuthenticator
 from .config import ServerConfig
 from .dialects import Dialect, dialect_for
+from .dpop import DPoPGate
 from .issuing import TokenIssuer
 from .jwks_fetch import JwksFetcher
 from .jwks_files import JwksFiles
@@ -76,6 +77,7 @@ class ServerState:
             clock=clock,
         )
         self.log = RequestLog(keep=record, clock=clock)
+        self.dpop = DPoPGate(config, replay=self.replay_guard, clock=clock)
         for client in config.clients:
             for name, why in client.keys.ignored if client.keys is not None else ():
                 log.warning("client %s: JWKS member %s ignored (%s)", client.client_id, name, why)
