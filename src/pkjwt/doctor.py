@@ -9,9 +9,9 @@ from typing import Any
 from .decode import DecodeError, decode_compact
 from .keys import KeySet, load_jwks
 from .profiles import Profile, get_profile
-from .rules import Report, RuleContext, check
+from .rules import Finding, Report, RuleContext, Verdict, check
 
-__all__ = ["diagnose", "guess_profile"]
+__all__ = ["diagnose", "diagnose_proof", "guess_profile", "is_dpop_proof"]
 
 _NHS_HOST = "api.service.nhs.uk"
 
@@ -60,3 +60,48 @@ def diagnose(
         keys=keys,
     )
     return check(token, ctx)
+
+
+def is_dpop_proof(token: str) -> bool:
+    """Whether ``token`` says it is a DPoP proof (``typ: dpop+jwt``) rather than an assertion."""
+    from .dpop import DPOP_TYP
+
+    try:
+        typ = decode_compact(token, max_bytes=1 << 20).header.get("typ")
+    except DecodeError:
+        return False
+    return isinstance(typ, str) and typ.lower() == DPOP_TYP
+
+
+def diagnose_proof(
+    proof: str,
+    *,
+    htm: str | None = None,
+    htu: str | None = None,
+    access_token: str | None = None,
+    now: float | None = None,
+) -> Report:
+    """Judge a DPoP proof by the rule table's D rows. Without ``htm``/``htu`` (the request it
+    was made for) D6/D7 are not compared; with ``access_token``, D11 checks its ``ath``."""
+    from .dpop import check_proof
+
+    try:
+        claims = decode_compact(proof, max_bytes=1 << 20).claims
+    except DecodeError:
+        claims = {}
+    method = htm or str(claims.get("htm", "POST"))
+    url = htu or str(claims.get("htu", "http://unknown/"))
+    check = check_proof(
+        proof,
+        method=method,
+        url=url,
+        now=time.time() if now is None else now,
+        access_token=access_token,
+    )
+    findings: list[Finding] = []
+    for f in check.findings:
+        if (f.rule == "D6" and htm is None) or (f.rule == "D7" and htu is None):
+            why = "the request's method not given (--htm)" if f.rule == "D6" else "--htu not given"
+            f = Finding(f.rule, Verdict.SKIP, f.code, "", why, f.source)
+        findings.append(f)
+    return Report(tuple(findings), dict(check.header), dict(check.claims))

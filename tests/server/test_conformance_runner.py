@@ -56,6 +56,18 @@ def test_pkjwt_serve_passes_every_case(served: Srv) -> None:
     assert {"baseline", "replay", "alg-none", "signature-other-key", "iat-8s-ahead"} <= ids
     if served.profile == "nhs":
         assert {"nhs-typ-missing", "nhs-exp-6-minutes"} <= ids
+    if served.profile in ("rfc7523bis", "fapi2"):  # discovered: the server advertises DPoP
+        assert {"dpop-baseline", "dpop-replay", "dpop-private-jwk", "dpop-two-proofs"} <= ids
+
+
+def test_the_dpop_cases_carry_the_servers_nonce(es256_key: Key) -> None:
+    with start("rfc7523bis", key=es256_key, extra={"dpop_nonce": True}) as srv:
+        runner = _runner(srv)
+        results = [r for r in runner.run() if r.case.id.startswith("dpop-")]
+        runner.close()
+    failed = [(r.case.id, r.http_status, r.error, r.detail) for r in results if r.status != "pass"]
+    assert failed == []
+    assert len(results) == 11
 
 
 def test_every_case_names_a_catalogued_rule_and_a_source() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 from jwcrypto import jwk as jwc_jwk
@@ -164,3 +165,23 @@ def test_keys_a_proof_cannot_use():
 def test_htu_normalisation():
     assert htu_of("HTTPS://AS.Example:8443/p?q=1#f") == "https://as.example:8443/p"
     assert htu_of("http://h") == "http://h/"
+
+
+def test_the_doctor_explains_a_proof(dpop):
+    from click.testing import CliRunner
+
+    from pkjwt.cli.main import cli
+
+    stale = dpop.sign_now("GET", "https://api.example/x", now=time.time() - 1000)
+    result = CliRunner().invoke(cli, ["doctor", f"DPoP: {stale}", "--htm", "POST", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["kind"] == "dpop_proof"
+    failed = {f["rule"] for f in report["findings"] if f["verdict"] == "fail"}
+    assert failed == {"D6", "D8"}
+    skipped = {f["rule"] for f in report["findings"] if f["verdict"] == "skip"}
+    assert skipped == {"D7"}
+    fresh = dpop.sign_now("POST", URL)
+    good = CliRunner().invoke(cli, ["doctor", fresh, "--htm", "POST", "--htu", URL])
+    assert good.exit_code == 0, good.output
+    assert "verdict: acceptable" in good.output

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..doctor import diagnose, guess_profile
+from ..doctor import diagnose, diagnose_proof, guess_profile, is_dpop_proof
 from ..keys import load_jwks
 from ..profiles import PROFILES, Profile, get_profile
 from ..rules import RULE_TITLES, Report, Verdict
@@ -24,7 +24,12 @@ _MARK = {
 
 
 def render_report(
-    report: Report, profile: Profile | str, *, show_parts: bool = True, err: bool = False
+    report: Report,
+    profile: Profile | str,
+    *,
+    show_parts: bool = True,
+    err: bool = False,
+    title: str | None = None,
 ) -> None:
     """Human-readable verdicts, one line per rule, the fix under each failure, and how a
     server of the profile's dialect answers it."""
@@ -34,7 +39,7 @@ def render_report(
     if show_parts and (report.header or report.claims):
         echo(click.style("header (untrusted): ", bold=True) + json.dumps(report.header))
         echo(click.style("claims (untrusted): ", bold=True) + json.dumps(report.claims))
-    echo(click.style(f"rules ({prof.name} profile):", bold=True))
+    echo(click.style(title or f"rules ({prof.name} profile):", bold=True))
     for f in report.findings:
         word, color = _MARK[f.verdict]
         title = RULE_TITLES.get(f.rule, "")
@@ -66,6 +71,9 @@ def render_report(
 @click.option("--issuer", help="The authorization server's issuer identifier.")
 @click.option("--client-id", help="The client id the server expects.")
 @click.option("--jwks", "jwks_path", help="Verify the signature against this JWKS file.")
+@click.option("--htm", help="DPoP proof: the method of the request it was made for.")
+@click.option("--htu", help="DPoP proof: the URL of the request it was made for.")
+@click.option("--access-token", help="DPoP proof at an API: the token it accompanies (ath).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
 def command(
     jwt: str,
@@ -74,6 +82,9 @@ def command(
     issuer: str | None,
     client_id: str | None,
     jwks_path: str | None,
+    htm: str | None,
+    htu: str | None,
+    access_token: str | None,
     as_json: bool,
 ) -> None:
     """Explain why a server would accept or reject JWT (use - to read it from stdin).
@@ -89,6 +100,9 @@ def command(
     if jwt == "-":
         jwt = sys.stdin.read(1 << 24)
     jwt = _bare_jwt(jwt)
+    if is_dpop_proof(jwt):  # a DPoP proof, not an assertion: the D rules judge it
+        _proof(jwt, htm, htu or token_url, access_token, as_json)
+        return
     prof = get_profile(profile) if profile else guess_profile(jwt)
     keys = load_jwks(jwks_path) if jwks_path else None
     for name, why in keys.ignored if keys is not None else ():
@@ -113,6 +127,26 @@ def command(
     sys.exit(0 if report.ok else 1)
 
 
+def _proof(
+    proof: str, htm: str | None, htu: str | None, access_token: str | None, as_json: bool
+) -> None:
+    report = diagnose_proof(proof, htm=htm, htu=htu, access_token=access_token)
+    if as_json:
+        echo_json(
+            {
+                "ok": report.ok,
+                "kind": "dpop_proof",
+                "header": report.header,
+                "claims": report.claims,
+                "findings": [f.as_dict() for f in report.findings],
+            }
+        )
+    else:
+        click.echo("a DPoP proof (typ dpop+jwt): judged by the DPoP rules D1-D12")
+        render_report(report, "rfc7523bis", title="DPoP proof rules (RFC 9449):")
+    sys.exit(0 if report.ok else 1)
+
+
 def _bare_jwt(text: str) -> str:
     """The JWT in what was pasted: without quotes, an ``Authorization: Bearer`` prefix, or the
     form around a ``client_assertion=...`` (a request body copied from a log)."""
@@ -121,6 +155,8 @@ def _bare_jwt(text: str) -> str:
         text = text.split(":", 1)[1].strip()
     if text.lower().startswith("bearer "):
         text = text[7:].strip()
+    if text.lower().startswith("dpop:"):  # a DPoP header line copied as is
+        text = text[5:].strip()
     if "client_assertion=" in text:
         from urllib.parse import parse_qsl
 

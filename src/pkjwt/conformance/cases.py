@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import forge
 from ..catalogue import RuleInfo, rule
+from ..dpop import DPoPKey
 from ..keys import Key, generate_key
 from ..profiles import JWT_BEARER, AudienceKind, Profile
 
@@ -70,7 +71,25 @@ class CaseContext:
     token_url: str
     profile: Profile
     now: Callable[[], float] = time.time
+    #: the server's DPoP nonce, once it has asked for one (use_dpop_nonce)
+    dpop_nonce: str | None = None
     _stranger: Key | None = None
+    _dpop: DPoPKey | None = None
+
+    @property
+    def dpop_key(self) -> DPoPKey:
+        """The key the DPoP cases prove possession of (ES256, made once per run)."""
+        if self._dpop is None:
+            self._dpop = DPoPKey(self.dpop_signing_key)
+        return self._dpop
+
+    @property
+    def dpop_signing_key(self) -> Key:
+        if self._dpop_key is None:
+            self._dpop_key = generate_key("ES256")
+        return self._dpop_key
+
+    _dpop_key: Key | None = None
 
     @property
     def stranger(self) -> Key:

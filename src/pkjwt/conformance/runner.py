@@ -27,12 +27,13 @@ from ..profiles import Profile
 from ..tokens import parse_retry_after
 from ..urls import endpoint_url
 from .cases import CASES, Attempt, Case, CaseContext, Expect, Severity, Skip
+from .dpop_cases import DPOP_CASES
 
 __all__ = ["CaseResult", "Conformance"]
 
 #: the errors a refusal may carry: RFC 6749's two, and the NHS platform's own
 _REFUSAL_ERRORS = frozenset(
-    {"invalid_client", "invalid_request", "public_key error", "unknown_error"}
+    {"invalid_client", "invalid_request", "public_key error", "unknown_error", "invalid_dpop_proof"}
 )
 
 
@@ -147,10 +148,18 @@ class Conformance:
             profile=self.profile,
         )
 
+    @property
+    def dpop(self) -> bool:
+        """Whether the server takes DPoP proofs (its metadata says so): the D cases run."""
+        return self.metadata is not None and bool(
+            self.metadata.raw.get("dpop_signing_alg_values_supported")
+        )
+
     def planned(self) -> list[tuple[Case, Expect]]:
-        """The cases that apply to this profile, with what each expects."""
+        """The cases that apply to this profile (and the DPoP ones when the server takes
+        proofs), with what each expects."""
         out = []
-        for case in self._cases:
+        for case in (*self._cases, *(DPOP_CASES if self.dpop else ())):
             expect = case.expect(self.profile)
             if expect is not None:
                 out.append((case, expect))
@@ -158,7 +167,7 @@ class Conformance:
 
     def request_count(self) -> int:
         # a replay case sends twice; discovery is one or two GETs more
-        return sum(2 if case.id == "replay" else 1 for case, _ in self.planned())
+        return sum(2 if case.id.endswith("replay") else 1 for case, _ in self.planned())
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> Iterator[CaseResult]:
@@ -173,22 +182,42 @@ class Conformance:
             self._http.close()
 
     def _one(self, case: Case, expect: Expect, ctx: CaseContext) -> CaseResult:
-        try:
-            attempt = case.build(ctx)
-        except Skip as why:
-            return CaseResult(case, expect, "skip", detail=str(why))
-        try:
-            if attempt.first is not None:
-                first = self._post(Attempt(attempt.first))
-                if first.status_code != 200:
-                    return CaseResult(
-                        case, expect, "error", first.status_code,
-                        detail="the first (valid) use of the assertion was refused",
-                    )  # fmt: skip
-            response = self._post(attempt)
-        except httpx.HTTPError as exc:
-            return CaseResult(case, expect, "error", detail=f"no answer ({type(exc).__name__})")
+        response: httpx.Response | None = None
+        for _ in range(2):  # once more when the server hands out its DPoP nonce
+            try:
+                attempt = case.build(ctx)
+            except Skip as why:
+                return CaseResult(case, expect, "skip", detail=str(why))
+            try:
+                if attempt.first is not None:
+                    first = self._post(Attempt(attempt.first, attempt.headers))
+                    if first.status_code != 200 and not self._took_nonce(first, ctx):
+                        return CaseResult(
+                            case, expect, "error", first.status_code,
+                            detail="the first (valid) use of the assertion was refused",
+                        )  # fmt: skip
+                    if first.status_code != 200:
+                        continue
+                response = self._post(attempt)
+            except httpx.HTTPError as exc:
+                detail = f"no answer ({type(exc).__name__})"
+                return CaseResult(case, expect, "error", detail=detail)
+            if not self._took_nonce(response, ctx):
+                break
+        if response is None:
+            return CaseResult(case, expect, "error", detail="the server kept changing its nonce")
         return _judge(case, expect, response)
+
+    @staticmethod
+    def _took_nonce(response: httpx.Response, ctx: CaseContext) -> bool:
+        """A ``use_dpop_nonce`` answer with a new nonce: kept for every later proof."""
+        nonce = response.headers.get("dpop-nonce")
+        if response.status_code not in (400, 401) or not nonce or nonce == ctx.dpop_nonce:
+            return False
+        if "use_dpop_nonce" not in response.text[:500]:
+            return False
+        ctx.dpop_nonce = nonce
+        return True
 
     def _post(self, attempt: Attempt) -> httpx.Response:
         """One request at the configured rate; a 429 is waited out once (its Retry-After, at
