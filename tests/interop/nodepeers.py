@@ -262,8 +262,11 @@ def run_openid_client(
     resource: str | None = None,
     discovery: str = "auto",
     timeout: float = CLIENT_TIMEOUT,
+    dpop: bool = False,
+    resource_url: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Get a client-credentials token with ``client.mjs`` (openid-client).
+    """Get a client-credentials token with ``client.mjs`` (openid-client); with ``dpop`` a
+    DPoP-bound one, and with ``resource_url`` the API's answer to a GET with it.
 
     ``private_jwk`` must include ``kid`` and ``alg``. ``discovery`` is
     ``"auto"`` (openid-configuration, then oauth-authorization-server),
@@ -284,6 +287,10 @@ def run_openid_client(
         config["scope"] = scope
     if resource is not None:
         config["resource"] = resource
+    if dpop:
+        config["dpop"] = True
+    if resource_url is not None:
+        config["resource_url"] = resource_url
     cfg_path = _write_json_temp(config, "pkjwt-client-")
     try:
         try:

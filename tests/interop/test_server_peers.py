@@ -74,6 +74,30 @@ def test_openid_client_gets_a_token(
 
 
 @needs_node
+@pytest.mark.parametrize("nonce", [False, True])
+def test_openid_client_gets_and_uses_a_dpop_bound_token(node_keys: dict[str, Key], nonce: bool):
+    key = node_keys["ES256"]
+    clients = [{"client_id": "node-dpop", "jwks": jwks([key.public()]), "require_dpop": True}]
+    extra = {"dpop_nonce": nonce, "token_format": "jwt"}
+    with local_auth_server("rfc7523bis", clients=clients, extra=extra) as server:
+        code, body = nodepeers.run_openid_client(
+            server.issuer, "node-dpop", _private_jwk(key), dpop=True,
+            resource_url=server.issuer + "/echo",
+        )  # fmt: skip
+        assert code == 0, body
+        assert body["token_type"].lower() == "dpop"  # openid-client lower-cases it
+        import jwt as pyjwt
+
+        claims = pyjwt.decode(body["access_token"], options={"verify_signature": False})
+        assert claims["cnf"]["jkt"] == body["dpop_jkt"]  # bound to openid-client's key
+        assert body["resource"]["status"] == 200, body["resource"]
+        assert body["resource"]["body"]["token_type"] == "DPoP"
+        proofs = [r for r in server.requests if r.endpoint == "token"]
+        if nonce:  # openid-client retried once with the server's nonce, as RFC 9449 8 says
+            assert [r.error for r in proofs] == ["use_dpop_nonce", None]
+
+
+@needs_node
 def test_openid_client_with_an_unregistered_key_is_refused(
     node_server: LocalAuthServer, node_keys: dict[str, Key]
 ) -> None:

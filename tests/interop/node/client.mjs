@@ -10,8 +10,13 @@
 //     "private_jwk": {... private JWK, with "kid" and "alg" ...},
 //     "scope": "optional scope string",
 //     "resource": "optional resource indicator",
-//     "discovery": "auto" | "oidc" | "oauth2"   (optional, default "auto")
+//     "discovery": "auto" | "oidc" | "oauth2"   (optional, default "auto"),
+//     "dpop": false,                             (optional: a DPoP-bound token)
+//     "resource_url": "optional API URL to GET with the token (DPoP proof included)"
 //   }
+//
+// With "dpop", the output also holds "dpop_jkt" (the DPoP key's RFC 7638 thumbprint) and,
+// with "resource_url", "resource" (the API's status and JSON body).
 //
 // Discovery uses <issuer>/.well-known/openid-configuration ("oidc") or
 // <issuer>/.well-known/oauth-authorization-server ("oauth2"); "auto" tries the
@@ -24,7 +29,7 @@
 import { readFileSync } from 'node:fs';
 
 import * as client from 'openid-client';
-import { importJWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, importJWK } from 'jose';
 
 function emit(obj) {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
@@ -92,9 +97,24 @@ async function main() {
   const params = {};
   if (cfg.scope) params.scope = cfg.scope;
   if (cfg.resource) params.resource = cfg.resource;
-  const tokens = await client.clientCredentialsGrant(config, params);
+  let options;
+  let jkt;
+  if (cfg.dpop) {
+    const keyPair = await client.randomDPoPKeyPair('ES256');
+    options = { DPoP: client.getDPoPHandle(config, keyPair) };
+    jkt = await calculateJwkThumbprint(await exportJWK(keyPair.publicKey));
+  }
+  const tokens = await client.clientCredentialsGrant(config, params, options);
   // TokenEndpointResponse carries helper methods; emit only the JSON members.
-  emit(JSON.parse(JSON.stringify(tokens)));
+  const out = JSON.parse(JSON.stringify(tokens));
+  if (jkt) out.dpop_jkt = jkt;
+  if (cfg.resource_url) {
+    const response = await client.fetchProtectedResource(
+      config, tokens.access_token, new URL(cfg.resource_url), 'GET', undefined, undefined, options,
+    );
+    out.resource = { status: response.status, body: await response.json() };
+  }
+  emit(out);
 }
 
 try {
