@@ -108,6 +108,7 @@ class Conformance:
         self._cases = cases
         self._sleep = sleep
         self._last_request = 0.0
+        self._ctx: CaseContext | None = None
         self.metadata: ServerMetadata | None = None
 
     # -- what will be sent -------------------------------------------------------------------
@@ -174,6 +175,7 @@ class Conformance:
         """Send every planned case in turn, yielding each result as it comes."""
         self.discover()
         ctx = self.context()
+        self._ctx = ctx
         for case, expect in self.planned():
             yield self._one(case, expect, ctx)
 
@@ -224,6 +226,12 @@ class Conformance:
         most a minute) rather than judged."""
         assert self.token_url is not None
         headers = {"Content-Type": "application/x-www-form-urlencoded", **attempt.headers}
+        ctx = self._ctx
+        if ctx is not None and self.profile.require_dpop and "DPoP" not in headers:
+            # the profile wants sender-constrained tokens: every attack on the assertion comes
+            # with a valid proof, so only the assertion is under test
+            proof = ctx.dpop_key.sign_now("POST", self.token_url, nonce=ctx.dpop_nonce)
+            headers["DPoP"] = proof
         content = urlencode(attempt.form)
         for _ in range(2):
             wait = self._last_request + 1 / self.rate - time.monotonic()
