@@ -43,41 +43,52 @@ class BearerFlow:
     def __init__(self, client: TokenClient, *, retry_on_401: bool = True) -> None:
         self.token_client = client
         self.retry_on_401 = retry_on_401
-        self._last: tuple[Token, str] | None = None
+        self._last: tuple[Token, str, DPoPSession | None] | None = None
 
-    def _header(self, token: Token) -> str:
+    def _bind(self, token: Token) -> tuple[str, DPoPSession | None]:
+        """The Authorization value for ``token``, and the DPoP session when it is bound (both
+        worked out once per token: this runs on every request)."""
         last = self._last
         if last is not None and last[0] is token:
-            return last[1]
+            return last[1], last[2]
+        dpop = self.token_client.dpop if token.is_dpop else None
         value = token.authorization()
-        self._last = (token, value)
-        return value
+        self._last = (token, value, dpop)
+        return value, dpop
 
-    def _attach(self, request: Any, token: Token) -> Generator[Any, Any, None]:
-        request.headers["Authorization"] = self._header(token)
-        dpop = self.token_client.dpop
-        if dpop is not None and token.is_dpop:
-            url = str(request.url)
-            proof = yield from dpop.proof(request.method, url, access_token=token.access_token)
-            request.headers["DPoP"] = proof
+    def _proof(self, dpop: DPoPSession, request: Any, token: Token) -> Generator[Any, Any, str]:
+        url = str(request.url)
+        return (yield from dpop.proof(request.method, url, access_token=token.access_token))
 
     def _flow(self, request: Any) -> Generator[Any, Any, None]:
         token: Token = yield _Renew(None)
-        yield from self._attach(request, token)
+        header, dpop = self._bind(token)
+        request.headers["Authorization"] = header
+        if dpop is not None:
+            request.headers["DPoP"] = yield from self._proof(dpop, request, token)
         response = yield request
-        dpop = self.token_client.dpop if token.is_dpop else None
         if dpop is not None and _nonce_asked(dpop, str(request.url), response):
-            yield from self._attach(request, token)  # a new proof, with the resource's nonce
+            # the same token with a new proof, carrying the resource's nonce
+            request.headers["DPoP"] = yield from self._proof(dpop, request, token)
             response = yield request
             dpop.observe(str(request.url), response.headers)
         if response.status_code == 401 and self.retry_on_401:
-            token = yield _Renew(token)
-            yield from self._attach(request, token)
-            response = yield request
-            if dpop is not None:
-                dpop.observe(str(request.url), response.headers)
+            yield from self._renewed(request, token)
         # the end, as an item: the drivers loop without a try/except StopIteration per step
         yield None
+
+    def _renewed(self, request: Any, stale: Token) -> Generator[Any, Any, None]:
+        """Resend once with a token renewed past the refused one (and a proof for it)."""
+        token: Token = yield _Renew(stale)
+        header, dpop = self._bind(token)
+        request.headers["Authorization"] = header
+        if dpop is None:
+            request.headers.pop("DPoP", None)
+            yield request
+            return
+        request.headers["DPoP"] = yield from self._proof(dpop, request, token)
+        response = yield request
+        dpop.observe(str(request.url), response.headers)
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         flow = self._flow(request)
