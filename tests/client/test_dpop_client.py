@@ -219,6 +219,19 @@ async def test_async_httpx_auth_sends_dpop(server, make_client):
     _api_proof(server, rec, await client.aget_token())
 
 
+def test_httpx2_auth_sends_dpop_and_answers_the_nonce_challenge(server, make_client):
+    httpx2 = pytest.importorskip("httpx2")
+    from pkjwt.integrations.httpx2 import Httpx2Auth
+
+    server.api_nonce = "rs-nonce-x2"
+    client = make_client(dpop=True)
+    with httpx2.Client(auth=Httpx2Auth(client)) as http:
+        assert http.get(server.api_url).status_code == 200
+    refused, accepted = server.api_requests
+    assert "nonce" not in refused.dpop.claims
+    assert _api_proof(server, accepted, client.get_token())["nonce"] == "rs-nonce-x2"
+
+
 def test_httpx_auth_answers_the_resource_nonce_challenge(server, make_client):
     server.api_nonce = "rs-nonce-1"
     client = make_client(dpop=True)
