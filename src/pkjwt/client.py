@@ -17,6 +17,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -25,6 +26,8 @@ from .assertion_sources import AssertionSource, FederatedAssertion
 from .certificates import X509Header
 from .client_auth import AuthMethod, ClientAuth, client_auth_for
 from .discovery import ServerMetadata
+from .dpop import DPoPKey
+from .dpop_client import DPoPSession, dpop_for
 from .errors import ConfigError
 from .keys import KeySource
 from .manager import CacheKey, TokenManager
@@ -41,10 +44,11 @@ from .urls import endpoint_url
 __all__ = ["AuthMethod", "TokenClient"]
 
 
-def _cache_key(config: EndpointConfig, auth: ClientAuth) -> CacheKey:
+def _cache_key(config: EndpointConfig, auth: ClientAuth, dpop: DPoPSession | None) -> CacheKey:
     """Every input that changes the token, the credential included (another key, kid or
-    secret must fetch, not reuse what the old one got)."""
-    return (
+    secret must fetch, not reuse what the old one got), and the DPoP key a token is bound to
+    (a token bound to another key is useless here)."""
+    key: CacheKey = (
         config.token_url or config.issuer or "",
         config.client_id,
         config.scope or "",
@@ -54,6 +58,7 @@ def _cache_key(config: EndpointConfig, auth: ClientAuth) -> CacheKey:
         tuple(sorted(config.extra_params.items())),
         auth.identity,
     )
+    return key if dpop is None else (*key, f"dpop:{dpop.jkt}")
 
 
 class TokenClient:
@@ -110,6 +115,12 @@ class TokenClient:
     * ``default_lifetime``: assumed when a response has no usable ``expires_in`` (300 s).
     * ``http_client`` / ``async_http_client``: your own httpx clients (proxies, TLS settings);
       not closed by :meth:`close`.
+    * ``dpop``: DPoP-bound tokens (RFC 9449): True for an ephemeral ES256 key (bound tokens
+      die with the process), or the key to prove possession of: a
+      :class:`~pkjwt.dpop.DPoPKey`, a :class:`~pkjwt.keys.Key`, a key file, PEM or JWK, a
+      Signer with ``public_key()``, or a key URI as for ``key``. Every token request carries
+      a fresh proof (the server's ``DPoP-Nonce`` included once it gave one); ``HttpxAuth`` and
+      ``RequestsAuth`` send ``Authorization: DPoP`` with a proof per API request.
     * ``telemetry``: spans and metrics (:mod:`pkjwt.telemetry`): None (default) reports
       through OpenTelemetry when ``pkjwt[otel]`` is installed, False never, or a
       :class:`~pkjwt.otel.OtelTelemetry` with your own providers.
@@ -146,6 +157,7 @@ class TokenClient:
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         telemetry: Telemetry | bool | None = None,
+        dpop: bool | DPoPKey | Signer | KeySource = None,
         sleep: Callable[[float], None] = time.sleep,
         asleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
@@ -166,22 +178,20 @@ class TokenClient:
                 x509_headers=x509_headers,
             )
         )
-        config = EndpointConfig(
-            client_id=client_id,
-            token_url=token_url,
-            issuer=issuer,
-            scope=scope if isinstance(scope, str) or scope is None else " ".join(scope),
-            resource=(resource,) if isinstance(resource, str) else tuple(resource or ()),
-            audience=audience,
-            extra_params=dict(extra_params or {}),
-            profile=get_profile(profile) if profile is not None else None,
-            default_lifetime=default_lifetime,
-            retry=retry or RetryPolicy(),
-            timeout=timeout,
+        config = _endpoint_config(
+            client_id, token_url, issuer, scope, resource, audience, extra_params, profile
         )
+        config = replace(config, default_lifetime=default_lifetime, timeout=timeout)
+        config = replace(config, retry=retry) if retry is not None else config
         self._telemetry = _watching(telemetry, self.manager)
+        session = dpop_for(dpop)  # the proof key: made or parsed once, here
         self._endpoint = TokenEndpoint(
-            config, auth, clock=clock, notes=_notes(self.manager), telemetry=self._telemetry
+            config,
+            auth,
+            clock=clock,
+            notes=_notes(self.manager),
+            telemetry=self._telemetry,
+            dpop=session,
         )
         self._transport = HttpTransport(
             http_client,
@@ -193,7 +203,7 @@ class TokenClient:
             verify=tls_context(trust, os.fspath(ca_bundle) if ca_bundle else None),
         )
         #: what a cached token is for: every input that changes the token
-        self.cache_key: CacheKey = _cache_key(config, auth)
+        self.cache_key: CacheKey = _cache_key(config, auth, session)
 
     # -- configuration (read-only: the cache key is made from it) -------------------------------
     @property
@@ -241,6 +251,11 @@ class TokenClient:
     def auth_method(self) -> str:
         """The RFC 7591 name of the client authentication method."""
         return self._endpoint.auth.name
+
+    @property
+    def dpop(self) -> DPoPSession | None:
+        """The DPoP key and the servers' nonces (None: bearer tokens)."""
+        return self._endpoint.dpop
 
     @property
     def clock_offset(self) -> float:
@@ -313,6 +328,31 @@ class TokenClient:
         config = self._endpoint.config
         where = config.token_url or config.issuer
         return f"<TokenClient {self.auth_method} client_id={self.client_id!r} at {where}>"
+
+
+def _endpoint_config(
+    client_id: str,
+    token_url: str | None,
+    issuer: str | None,
+    scope: str | Sequence[str] | None,
+    resource: str | Sequence[str] | None,
+    audience: str | None,
+    extra_params: Mapping[str, str] | None,
+    profile: ProfileName | Profile | None,
+) -> EndpointConfig:
+    """What the client asks of its endpoint, normalised (scopes joined, resources a tuple)."""
+    return EndpointConfig(
+        client_id=client_id,
+        token_url=token_url,
+        issuer=issuer,
+        scope=scope if isinstance(scope, str) or scope is None else " ".join(scope),
+        resource=(resource,) if isinstance(resource, str) else tuple(resource or ()),
+        audience=audience,
+        extra_params=dict(extra_params or {}),
+        profile=get_profile(profile) if profile is not None else None,
+        default_lifetime=DEFAULT_LIFETIME,
+        retry=RetryPolicy(),
+    )
 
 
 def _notes(manager: TokenManager) -> Notes | None:

@@ -64,6 +64,8 @@ class ClientSettings:
     cert_headers: str | None = None
     #: a federated assertion instead of a key: file:PATH, env:VAR, exec:COMMAND, github-actions
     assertion_source: str | None = None
+    #: DPoP-bound tokens (RFC 9449): true/false (PKJWT_DPOP=1/0)
+    dpop: bool | None = None
 
     def missing(self) -> list[str]:
         out = []
@@ -130,6 +132,8 @@ def _checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             if isinstance(value, bool) or not 0 < number <= 600:
                 raise ConfigError(f"{where}: timeout must be a number of seconds (0-600]")
             out[key] = number
+        elif key in _BOOLEANS:
+            out[key] = _boolean(value, f"{where}: {key}")
         elif not isinstance(value, str):
             raise ConfigError(f"{where}: {key} must be a string")
         elif key == "trust" and value not in ("certifi", "system"):
@@ -138,6 +142,21 @@ def _checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             expand = key in ("key", "ca_bundle") or (key == "jwks" and "://" not in value)
             out[key] = os.path.expanduser(value) if expand else value
     return out
+
+
+#: settings that are switches: a TOML boolean, or a word in a PKJWT_* variable
+_BOOLEANS = frozenset({"dpop"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _boolean(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ConfigError(f"{what} must be true or false (1/0, yes/no)")
 
 
 def resolve_settings(flags: Mapping[str, Any], use: str | None = None) -> ClientSettings:

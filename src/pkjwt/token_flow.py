@@ -15,7 +15,6 @@ many have not yet).
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -26,11 +25,13 @@ from urllib.parse import urlencode, urlsplit
 from . import nhs
 from .client_auth import AssertionAuth, AuthContext, ClientAuth, Credentials
 from .discovery import ServerMetadata, metadata_urls, parse_metadata
+from .dpop_client import USE_DPOP_NONCE, DPoPSession
 from .errors import ConfigError, OAuthError, PkjwtError, SignerUnavailable, TransportError
 from .flow import Call, Flow, Reply, Send, Sleep
 from .keys import KeySet
 from .profiles import LEGACY, NHS, RFC7523BIS, Profile, get_profile
 from .retry import RetryPolicy
+from .skew import ClockSkew
 from .telemetry import OFF, Telemetry
 from .tokens import Token, parse_token_response
 
@@ -40,13 +41,6 @@ log = logging.getLogger("pkjwt.client")
 
 _FORM = "application/x-www-form-urlencoded"
 _NHS_HOST = "api.service.nhs.uk"
-#: clock offsets smaller than this are Date-header noise (1 s resolution), not skew
-_SKEW_THRESHOLD = 2.0
-#: an offset this large is corrected but also logged as a warning: the clock needs fixing
-_SKEW_WARNING = 30.0
-#: the largest offset corrected: beyond it the Date header is not believed (a server clock
-#: gone wrong, or a hostile Date) and our exp stays honest
-MAX_SKEW_CORRECTION = 600
 _TIME_CODES = frozenset({"exp.expired", "exp.too_far", "iat.future", "nbf.future"})
 
 
@@ -69,6 +63,20 @@ class EndpointConfig:
     #: seconds one token fetch may take in all: every attempt, response included, and the
     #: waits between them
     timeout: float = 30.0
+
+
+@dataclass(slots=True)
+class _Tries:
+    """What one token fetch has tried so far: the profile it sends, the corrections it made
+    (each at most once) and what the last answer showed."""
+
+    profile: Profile
+    fell_back: bool = False
+    skew_retried: bool = False
+    stepped_back: bool = False
+    nonce_retried: bool = False
+    skew_changed: bool = False
+    new_nonce: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +104,8 @@ class TokenEndpoint:
     """One client's conversation with one token endpoint, as flows.
 
     ``auth`` contributes the credentials of each attempt; ``clock`` is the local epoch clock
-    that the skew estimated from ``Date`` headers corrects.
+    that the skew estimated from ``Date`` headers corrects; ``dpop``, when given, puts a fresh
+    proof on every attempt and keeps the server's nonce.
     """
 
     def __init__(
@@ -107,16 +116,17 @@ class TokenEndpoint:
         clock: Callable[[], float],
         notes: Notes | None = None,
         telemetry: Telemetry = OFF,
+        dpop: DPoPSession | None = None,
     ) -> None:
         self.config = config
         self.auth = auth
+        self.dpop = dpop
         self._telemetry = telemetry
         self._clock = clock
         #: where the profile that worked is remembered beyond this object (the token store)
         self._notes = notes
         self._deadline = float("inf")
         self._recalled = False
-        self._warned_clock = False
         #: the method builds its assertion here, so a refusal may be about its aud or times
         self._shaped = isinstance(auth, AssertionAuth)
         self._auto_profile = config.profile is None and config.audience is None
@@ -125,8 +135,12 @@ class TokenEndpoint:
         self._meta_lock = threading.Lock()
         #: the server's metadata, once discovered (RFC 8414)
         self.metadata: ServerMetadata | None = None
-        #: seconds to add to the local clock, estimated from the server's Date header
-        self.clock_offset = 0.0
+        self._skew = ClockSkew()
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds to add to the local clock, estimated from the server's ``Date`` header."""
+        return self._skew.offset
 
     @property
     def token_url(self) -> str | None:
@@ -245,32 +259,30 @@ class TokenEndpoint:
 
     # -- tokens -----------------------------------------------------------------------------------
     def token_flow(self) -> Flow[Token]:
-        """Request a token: retried with backoff, corrected once for clock skew and, when the
-        profile was chosen here, once for the audience shape."""
+        """Request a token: retried with backoff, corrected once for clock skew, once for a
+        DPoP nonce and, when the profile was chosen here, once for the audience shape."""
         yield from self.discovery_flow()
         token_url = self.token_url
         assert token_url is not None
         yield from self._recall(token_url)
-        profile = self.choose_profile()[0]
-        fell_back = skew_retried = stepped_back = False
+        tries = _Tries(self.choose_profile()[0])
         attempt = 0
         self._deadline = self._clock() + self.config.timeout
         while True:
             attempt += 1
-            ctx = self.context(profile)  # with a key ring's previous key for one attempt:
-            ctx = replace(ctx, previous_key=True) if stepped_back else ctx
-            try:  # fresh credentials (a new jti) on every attempt
-                credentials = yield from self.auth.credentials(ctx)
+            try:  # fresh credentials (a new jti) and a fresh proof on every attempt
+                headers, body = yield from self._attempt(tries, token_url)
             except SignerUnavailable as exc:  # HSM/KMS or token source, not the server
                 yield from self._backoff(attempt, exc, f"no credentials ({exc.message})")
                 continue
-            headers, body = _request(self.config, credentials)
             try:
                 reply: Reply = yield Send("POST", token_url, headers, body, self._left())
             except TransportError as exc:
                 yield from self._backoff(attempt, exc, f"token request failed ({exc.message})")
                 continue
-            skew_changed = self._observe_date(reply)
+            tries.skew_changed = self._skew.observe(reply)
+            # every answer's nonce is kept, a success's too: the next request sends it
+            tries.new_nonce = self.dpop is not None and self.dpop.observe(token_url, reply.headers)
             try:
                 token = parse_token_response(
                     reply.status,
@@ -280,29 +292,56 @@ class TokenEndpoint:
                     default_lifetime=self.config.default_lifetime,
                 )
             except OAuthError as exc:
-                if self._shaped and skew_changed and not skew_retried and _time_related(exc):
-                    skew_retried = True
-                    log.info("retrying with clock corrected by %.0f s", self.clock_offset)
+                if self._corrected(tries, exc):
                     continue
-                if not fell_back and self._falls_back(profile, exc):
-                    fell_back = True
-                    profile = LEGACY
-                    log.info("invalid_client with aud = issuer; retrying with the token URL")
-                    continue
-                if not stepped_back and _steps_back(self.auth, exc):
-                    stepped_back = True
-                    continue
-                _point_to_nhs(exc, profile)
+                _point_to_nhs(exc, tries.profile)
                 yield from self._backoff(attempt, exc, f"token endpoint said {exc.error}")
                 continue
             except PkjwtError as exc:
                 yield from self._backoff(attempt, exc)
                 continue
-            if self._auto_profile and self._memory.get(token_url) != profile.name:
-                self._memory[token_url] = profile.name
-                yield from self._note(token_url, profile.name)
-            log.debug("token obtained (fp %s, %.0f s)", token.fingerprint, token.lifetime)
+            yield from self._landed(token_url, tries.profile, token)
             return token
+
+    def _attempt(self, tries: _Tries, token_url: str) -> Flow[tuple[dict[str, str], bytes]]:
+        """One attempt's headers and body: new credentials, and a new DPoP proof."""
+        ctx = self.context(tries.profile)  # with a key ring's previous key once it stepped back
+        ctx = replace(ctx, previous_key=True) if tries.stepped_back else ctx
+        credentials = yield from self.auth.credentials(ctx)
+        headers, body = _request(self.config, credentials)
+        if self.dpop is not None:
+            headers["DPoP"] = yield from self.dpop.proof("POST", token_url, now=self.now())
+        return headers, body
+
+    def _corrected(self, tries: _Tries, exc: OAuthError) -> bool:
+        """Whether a refusal is one of ours to correct and retry at once (each at most once)."""
+        if self._shaped and tries.skew_changed and not tries.skew_retried and _time_related(exc):
+            tries.skew_retried = True
+            log.info("retrying with clock corrected by %.0f s", self.clock_offset)
+            return True
+        if not tries.fell_back and self._falls_back(tries.profile, exc):
+            tries.fell_back = True
+            tries.profile = LEGACY
+            log.info("invalid_client with aud = issuer; retrying with the token URL")
+            return True
+        if not tries.stepped_back and _steps_back(self.auth, exc):
+            tries.stepped_back = True
+            return True
+        if exc.error == USE_DPOP_NONCE and tries.new_nonce and not tries.nonce_retried:
+            # RFC 9449 8: a new proof with the server's nonce (and new credentials: a replayed
+            # assertion would be refused, and rightly)
+            tries.nonce_retried = True
+            log.info("the token endpoint asked for a DPoP nonce; retrying with it")
+            return True
+        return False
+
+    def _landed(self, token_url: str, profile: Profile, token: Token) -> Flow[None]:
+        if self._auto_profile and self._memory.get(token_url) != profile.name:
+            self._memory[token_url] = profile.name
+            yield from self._note(token_url, profile.name)
+        if self.dpop is not None:
+            self.dpop.check_token(token, token_url)
+        log.debug("token obtained (fp %s, %.0f s)", token.fingerprint, token.lifetime)
 
     def _recall(self, token_url: str) -> Flow[None]:
         """Load the profile this server took, as remembered by an earlier client or run (once:
@@ -348,44 +387,6 @@ class TokenEndpoint:
         if what is not None:
             log.info("%s; retrying in %.2f s", what, delay)
         yield Sleep(delay)
-
-    def _observe_date(self, reply: Reply) -> bool:
-        """Estimate clock skew from the server's ``Date`` header; True when it changed."""
-        date = next((v for k, v in reply.headers.items() if k.lower() == "date"), None)
-        if not date:
-            return False
-        try:
-            server = email.utils.parsedate_to_datetime(date).timestamp() + 0.5
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return False
-        local = (reply.sent_at + reply.received_at) / 2
-        offset = server - local
-        if abs(offset) > MAX_SKEW_CORRECTION:
-            # a Date in year 9999 (or a broken server clock) must not move our exp with it
-            self._warn_once(
-                "the server's Date is %.0f s from our clock, beyond the %d s pkjwt corrects: "
-                "ignoring it (check this machine's clock and the server's)",
-                offset,
-            )
-            return False
-        new = offset if abs(offset) >= _SKEW_THRESHOLD else 0.0
-        changed = abs(new - self.clock_offset) >= _SKEW_THRESHOLD
-        if changed:
-            if abs(new) >= _SKEW_WARNING:
-                self._warn_once(
-                    "this machine's clock is %.0f s off the server's (of at most %d s corrected): "
-                    "iat/exp are corrected, but fix the clock (NTP)",
-                    new,
-                )
-            else:
-                log.info("server clock differs from ours by %.1f s; correcting iat/exp", offset)
-            self.clock_offset = new
-        return changed
-
-    def _warn_once(self, message: str, offset: float) -> None:
-        if not self._warned_clock:
-            self._warned_clock = True
-            log.warning(message, offset, MAX_SKEW_CORRECTION)
 
 
 def _request(config: EndpointConfig, credentials: Credentials) -> tuple[dict[str, str], bytes]:

@@ -41,6 +41,8 @@ DEFAULT_LIFETIME = 300.0
 #: longest lifetime believed; anything longer is treated as this (a year-long token is a bug)
 MAX_LIFETIME = 24 * 3600.0
 _MAX_BODY = 1 << 20
+#: token types whose Authorization scheme has one spelling (a server may answer "bearer")
+_SCHEMES = {"bearer": "Bearer", "dpop": "DPoP"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +73,14 @@ class Token:
         """A short, non-reversible identifier for logs."""
         return hashlib.sha256(self.access_token.encode()).hexdigest()[:10]
 
+    @property
+    def is_dpop(self) -> bool:
+        """Bound to a DPoP key (RFC 9449): every use needs a proof made with that key."""
+        return self.token_type.lower() == "dpop"
+
     def authorization(self) -> str:
-        """The ``Authorization`` header value."""
-        kind = "Bearer" if self.token_type.lower() == "bearer" else self.token_type
+        """The ``Authorization`` header value (the scheme as the RFCs spell it)."""
+        kind = _SCHEMES.get(self.token_type.lower(), self.token_type)
         return f"{kind} {self.access_token}"
 
     def to_json(self) -> dict[str, Any]:
@@ -294,4 +301,11 @@ def _generic_hint(status: int, code: str) -> str | None:
         return "request only scopes registered for this client"
     if code == "unauthorized_client":
         return "this client is not allowed the client_credentials grant on the server"
+    if code == "use_dpop_nonce":
+        return "the server wants its DPoP-Nonce in the proof and did not send a new one"
+    if code == "invalid_dpop_proof":
+        return (
+            "the server refused the DPoP proof: check this machine's clock (iat), and that "
+            "the server takes the proof's alg (dpop_signing_alg_values_supported)"
+        )
     return None

@@ -6,6 +6,11 @@ POST outside ``/api`` and ``/.well-known``) are answered from ``server.script`` 
 with fresh tokens; every request is recorded with its form body and decoded assertion. It also
 serves RFC 8414 metadata (``server.metadata``) and a protected ``/api`` that checks bearer
 tokens it issued (401 for revoked or unknown ones).
+
+DPoP (RFC 9449): a request's ``DPoP`` proof is judged by :func:`pkjwt.dpop.check_proof` and
+kept in ``Recorded.dpop``; a token request with a sound proof gets a ``DPoP`` token bound to
+its key, and ``/api`` then wants ``Authorization: DPoP`` with a proof by that key for that
+token. ``token_nonce`` / ``api_nonce`` make either side demand its nonce (RFC 9449 8 and 9).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pkjwt import Key, TokenClient, load_key
 from pkjwt.decode import DecodedJWT, decode_compact
+from pkjwt.dpop import ProofCheck, check_proof
 from pkjwt.errors import JWTFormatError
 
 #: a fixed, whole-second epoch for the fake clock (whole seconds keep Date-header skew at 0.5 s)
@@ -88,6 +94,8 @@ class Recorded:
     server_time: float
     assertion: DecodedJWT | None = None
     raw_assertion: str | None = None
+    #: the DPoP proof, judged (None: no DPoP header)
+    dpop: ProofCheck | None = None
 
     @property
     def jwt_header(self) -> dict[str, Any]:
@@ -106,6 +114,8 @@ class _State:
     api_requests: list[Recorded] = field(default_factory=list)
     meta_requests: list[Recorded] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
+    #: DPoP-bound tokens: access token -> the key thumbprint it is bound to
+    bound: dict[str, str] = field(default_factory=dict)
 
 
 class ScriptedServer:
@@ -125,6 +135,10 @@ class ScriptedServer:
         self.revoked: set[str] = set()
         #: answer every API call with 401
         self.api_always_401 = False
+        #: when set, token requests (api_nonce: API requests) must carry this DPoP nonce;
+        #: every answer of that side carries it in DPoP-Nonce
+        self.token_nonce: str | None = None
+        self.api_nonce: str | None = None
         #: when set, token responses wait for it (up to 20 s) before they are sent
         self.gate: threading.Event | None = None
         #: set at teardown: ends every hold() early
@@ -252,8 +266,17 @@ class ScriptedServer:
         return status, dict(headers or {}), body
 
     # -- handling (called from handler threads) --------------------------------------------------
-    def _default_token(self, _: Recorded) -> Response:
-        return 200, {}, self.token(self.next_token_value(), expires_in=self.default_expires_in)
+    def _default_token(self, rec: Recorded) -> Response:
+        body = self.token(self.next_token_value(), expires_in=self.default_expires_in)
+        if rec.dpop is not None and rec.dpop.ok:
+            body["token_type"] = "DPoP"
+        return 200, {}, body
+
+    @property
+    def bound(self) -> dict[str, str]:
+        """DPoP-bound tokens issued: access token -> key thumbprint."""
+        with self._lock:
+            return dict(self._state.bound)
 
     def _record(self, handler: BaseHTTPRequestHandler, body: bytes) -> Recorded:
         headers = {k.lower(): v for k, v in handler.headers.items()}
@@ -271,6 +294,15 @@ class ScriptedServer:
             form=form,
             server_time=self.now(),
         )
+        if "dpop" in headers:
+            rec.dpop = check_proof(
+                headers["dpop"],
+                method=rec.method,
+                url=self.base_url + rec.path,
+                # the token flow signs with the client's (fake) clock, an API call with the
+                # real one
+                now=time.time() if rec.path.startswith("/api") else self.now(),
+            )
         raw = form.get("client_assertion", [None])[0]
         if raw:
             rec.raw_assertion = raw
@@ -295,8 +327,12 @@ class ScriptedServer:
             return 405, {"Allow": "POST"}, b""
         with self._lock:
             self._state.token_requests.append(rec)
-            item: ScriptItem = self.script.pop(0) if self.script else self._default_token
-        response = item(rec) if callable(item) else item
+            nonce = self.token_nonce
+            if nonce is not None and not _has_nonce(rec, nonce):
+                item: ScriptItem = self.error(400, "use_dpop_nonce", "nonce", {})
+            else:
+                item = self.script.pop(0) if self.script else self._default_token
+        response = _with_nonce(item(rec) if callable(item) else item, nonce)
         gate = self.gate
         if gate is not None:
             gate.wait(20)
@@ -306,25 +342,62 @@ class ScriptedServer:
             if isinstance(at, str) and at:
                 with self._lock:
                     self._state.issued.append(at)
+                    if rec.dpop is not None and rec.dpop.ok and rec.dpop.jkt:
+                        self._state.bound[at] = rec.dpop.jkt
         return response
 
     def _api(self, rec: Recorded) -> Response:
         with self._lock:
             self._state.api_requests.append(rec)
             issued = set(self._state.issued)
+            jkt = self._state.bound.get(rec.headers.get("authorization", "").partition(" ")[2])
         auth = rec.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        if (
-            self.api_always_401
-            or scheme != "Bearer"
-            or token not in issued
-            or token in self.revoked
-        ):
+        if jkt is not None:
+            refused = self._dpop_refusal(rec, scheme, token, jkt)
+            if refused is not None:
+                return refused
+        elif scheme != "Bearer":
+            return 401, challenge, {"error": "invalid_token"}
+        if self.api_always_401 or token not in issued or token in self.revoked:
             return 401, challenge, {"error": "invalid_token"}
         if rec.path == "/api/missing":
             return 404, {}, {"error": "not found"}
         return 200, {}, {"hello": "world", "path": rec.path}
+
+    def _dpop_refusal(self, rec: Recorded, scheme: str, token: str, jkt: str) -> Response | None:
+        """RFC 9449 7.1: a bound token, its scheme, a sound proof by its key for this
+        request and token, and (when demanded) the API's nonce."""
+        proof = rec.headers.get("dpop")
+        nonce = self.api_nonce
+        headers = {"DPoP-Nonce": nonce} if nonce else {}
+        if proof is not None and nonce is not None and not _has_nonce(rec, nonce):
+            headers["WWW-Authenticate"] = 'DPoP error="use_dpop_nonce", algs="ES256"'
+            return 401, headers, {"error": "use_dpop_nonce"}
+        judged = check_proof(
+            proof,
+            method=rec.method,
+            url=self.base_url + rec.path,
+            now=time.time(),
+            access_token=token,
+            bound_jkt=jkt,
+        )
+        if scheme != "DPoP" or not judged.ok:
+            headers["WWW-Authenticate"] = 'DPoP error="invalid_token", algs="ES256"'
+            return 401, headers, {"error": "invalid_token"}
+        return None
+
+
+def _has_nonce(rec: Recorded, nonce: str) -> bool:
+    return rec.dpop is not None and rec.dpop.claims.get("nonce") == nonce
+
+
+def _with_nonce(response: Response, nonce: str | None) -> Response:
+    if nonce is None:
+        return response
+    status, headers, payload = response
+    return status, {**headers, "DPoP-Nonce": nonce}, payload
 
 
 class _QuietServer(ThreadingHTTPServer):

@@ -162,6 +162,7 @@ def run_oidc_provider(
     token_format: str = "opaque",
     *,
     resource: str | None = None,
+    dpop: dict[str, Any] | None = None,
     startup_timeout: float = STARTUP_TIMEOUT,
 ) -> Iterator[dict[str, Any]]:
     """Run ``provider.mjs`` (oidc-provider) for the duration of the block.
@@ -169,6 +170,8 @@ def run_oidc_provider(
     ``clients`` items are oidc-provider client metadata: ``client_id`` plus
     ``jwks`` (public JWKS) or ``jwks_uri``; optionally
     ``token_endpoint_auth_signing_alg`` and ``scope`` (space-separated).
+    ``dpop`` (e.g. ``{"require_nonce": True}``) turns on DPoP with server nonces
+    (oidc-provider has DPoP on without nonces by default).
 
     Yields the ready line as a dict -- ``issuer``, ``token_endpoint``,
     ``jwks_uri`` -- plus ``stderr_path``: the provider's log file, which has
@@ -187,6 +190,8 @@ def run_oidc_provider(
     config: dict[str, Any] = {"clients": clients, "token_format": token_format}
     if resource is not None:
         config["resource"] = resource
+    if dpop is not None:
+        config["dpop"] = dpop
     cfg_path = _write_json_temp(config, "pkjwt-provider-")
     fd, err_name = tempfile.mkstemp(prefix="pkjwt-provider-", suffix=".log")
     os.close(fd)

@@ -32,6 +32,8 @@ def command(
     """Call METHOD URL with a bearer token; print the response body.
 
     Exit code 0 for 2xx/3xx responses, 1 otherwise. On a 401 the token is renewed once.
+    With --dpop the token is DPoP-bound and every request carries a proof (resent once with
+    the API's nonce when it asks for one).
 
     \b
     Example:

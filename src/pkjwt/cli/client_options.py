@@ -16,6 +16,7 @@ from ..profiles import PROFILES, get_profile
 from ..signers import redact_key_uri
 from ..stores import FileStore
 from .common import load_cli_key
+from .dpop_key import cli_dpop
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,6 +84,12 @@ _OPTIONS = [
         help="Where tokens are shared: file:///DIR (default: the user cache), redis://HOST/DB.",
     ),
     click.option("--no-cache", is_flag=True, help="Do not read or write the token cache."),
+    click.option(
+        "--dpop/--no-dpop",
+        default=None,
+        help="DPoP-bound tokens (RFC 9449): a proof with every request. The key is kept "
+        "0600 in the state dir while the cache is used (ephemeral with --no-cache).",
+    ),
     click.option(
         "--jwks",
         metavar="FILE|URL",
@@ -178,4 +185,5 @@ def build_client(settings: ClientSettings, *, cache: bool) -> TokenClient:
         ca_bundle=settings.ca_bundle,
         trust="system" if settings.trust == "system" else "certifi",
         store=(settings.store or FileStore()) if cache else None,
+        dpop=cli_dpop(settings, persist=cache),
     )

@@ -33,7 +33,8 @@ def command(as_json: bool, explain: bool, no_cache: bool, **kwargs: Any) -> None
     shortly before they expire. Settings come from flags, PKJWT_* variables (PKJWT_TOKEN_URL,
     PKJWT_CLIENT_ID, PKJWT_KEY, PKJWT_KID, PKJWT_PROFILE, ...) or a section of the config file
     ($PKJWT_CONFIG, default ~/.config/pkjwt/config.toml) chosen with -s NAME; -v shows
-    where each setting came from.
+    where each setting came from. --dpop asks for a DPoP-bound token (its key kept 0600 in
+    the state dir, so the cached token stays usable by pkjwt call --dpop).
 
     \b
     Example:
@@ -64,6 +65,8 @@ def command(as_json: bool, explain: bool, no_cache: bool, **kwargs: Any) -> None
             "cached": was_cached,
             "lifetime_assumed": token.lifetime_assumed,
         }
+        if client.dpop is not None:  # the key a DPoP token is bound to (its thumbprint)
+            out["dpop_jkt"] = client.dpop.jkt
         echo_json(out)
     else:
         if sys.stderr.isatty():

@@ -10,7 +10,9 @@
 //        "token_endpoint_auth_signing_alg": "ES256", "scope": "api:read api:write"}
 //     ],
 //     "token_format": "opaque" | "jwt",    (default "opaque")
-//     "resource": "urn:example:api"         (optional default resource indicator)
+//     "resource": "urn:example:api",        (optional default resource indicator)
+//     "dpop": {"require_nonce": true}       (optional: DPoP with server nonces; without it
+//                                            oidc-provider's default: DPoP on, no nonces)
 //   }
 //
 // Any other client metadata that oidc-provider recognises may be given per
@@ -23,7 +25,7 @@
 // --watch-stdin, when its stdin is closed (i.e. when the parent dies).
 
 import { readFileSync } from 'node:fs';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 
 // oidc-provider prints NOTICEs with console.info (stdout). stdout is reserved
@@ -100,6 +102,16 @@ function signingKeys() {
   };
 }
 
+// DPoP (RFC 9449) with server nonces: the secret that makes them, and whether every proof
+// must carry one (then a first proof without it is answered 400 use_dpop_nonce).
+function dpopFeature(dpop) {
+  return {
+    enabled: true,
+    nonceSecret: randomBytes(32),
+    requireNonce: () => Boolean(dpop.require_nonce),
+  };
+}
+
 function buildConfiguration(cfg) {
   const clientScopes = new Set();
   for (const client of cfg.clients) {
@@ -131,6 +143,7 @@ function buildConfiguration(cfg) {
     // these in a client_credentials request, so every client scope is listed.
     scopes: ['openid', 'offline_access', ...clientScopes],
     features: {
+      ...(cfg.dpop ? { dPoP: dpopFeature(cfg.dpop) } : {}),
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
