@@ -184,6 +184,8 @@ class TokenClient:
         config = replace(config, default_lifetime=default_lifetime, timeout=timeout)
         config = replace(config, retry=retry) if retry is not None else config
         self._telemetry = _watching(telemetry, self.manager)
+        if dpop is None and config.profile is not None and config.profile.require_dpop:
+            dpop = True  # the profile wants sender-constrained tokens (fapi2): on by default
         session = dpop_for(dpop)  # the proof key: made or parsed once, here
         self._endpoint = TokenEndpoint(
             config,

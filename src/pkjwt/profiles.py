@@ -155,11 +155,13 @@ RFC7523BIS = Profile(
 FAPI2 = replace(
     RFC7523BIS,
     name="fapi2",
-    summary="FAPI 2.0 Security Profile: rfc7523bis plus PS256/ES256/EdDSA only",
+    summary="FAPI 2.0 Security Profile: rfc7523bis, PS256/ES256/EdDSA only, DPoP-bound tokens",
     preferred_alg="PS256",
     algs=frozenset({"PS256", "ES256", "EdDSA", "Ed25519"}),
     skew=10,
     max_future_iat=60,
+    # FAPI 2.0 5.3.2.1: sender-constrained access tokens (DPoP here; mTLS is not offered)
+    require_dpop=True,
 )
 
 LEGACY = replace(

@@ -23,8 +23,10 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from pkjwt.dpop import DPoPKey
 from pkjwt.forge import sign
 from pkjwt.keys import Key, generate_key, jwks
+from pkjwt.profiles import get_profile
 from pkjwt.testing import LocalAuthServer, local_auth_server
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -52,6 +54,10 @@ def apply(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
         else:
             out[name] = value
     return out
+
+
+#: the DPoP key the helpers prove possession of where the profile requires DPoP (fapi2)
+_DPOP_KEY = DPoPKey()
 
 
 @dataclass
@@ -144,6 +150,9 @@ class Srv:
             content = urlencode(form)
         hdrs.update(headers or {})
         url = self.issuer + path if path else self.token_url
+        if url == self.token_url and get_profile(self.profile).require_dpop and "DPoP" not in hdrs:
+            # fapi2 tokens are DPoP-bound: a valid proof, so only the assertion is under test
+            hdrs["DPoP"] = _DPOP_KEY.sign_now("POST", self.token_url)
         return self.http.post(url, content=content, headers=hdrs)
 
     def token(self, assertion: str | None = None, **extra: Any) -> httpx.Response:

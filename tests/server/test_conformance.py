@@ -188,7 +188,7 @@ def test_iat_nbf_8_seconds_ahead_accepted(generic: Srv, claim: str) -> None:
     now = _now()
     response = generic.token(generic.assertion(**{claim: now + 8, "exp": now + 60}))
     assert response.status_code == 200, response.text
-    assert response.json()["token_type"] == "Bearer"
+    assert response.json()["token_type"] == ("DPoP" if generic.profile == "fapi2" else "Bearer")
 
 
 def test_fapi2_accepts_30_seconds_ahead(fapi: Srv) -> None:
@@ -212,7 +212,7 @@ def test_valid_assertion_accepted(generic: Srv) -> None:
     response = generic.token()
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["token_type"] == "Bearer"
+    assert body["token_type"] == ("DPoP" if generic.profile == "fapi2" else "Bearer")
     assert isinstance(body["expires_in"], int)
     assert "refresh_token" not in body
 
