@@ -136,7 +136,7 @@ def memory(results: dict[str, Any], out: Path) -> Path | None:
     ax.margins(x=0.15)
     jtis = data.get("params", {}).get("jtis", 0)
     ax.set_title(f"Replay memory at {jtis / 1e6:.0f} M jtis ({_source(results)})", fontsize=10)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     return _save(fig, out / "replay-memory.svg")
 
 
