@@ -1,4 +1,4 @@
-"""``python -m benchmarks [name ...] [--json PATH] [--quick]``.
+"""``python -m benchmarks [name ...] [--json PATH] [--charts DIR] [--quick]``.
 
 Runs the ``bench_*`` modules of this package (all of them, or those named: ``assertion`` and
 ``bench_assertion`` both select ``bench_assertion.py``). A module exposes
@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("names", nargs="*", metavar="name", help="benchmarks to run (default all)")
     parser.add_argument("--json", metavar="PATH", help="write all results to PATH as JSON")
+    parser.add_argument(
+        "--charts", metavar="DIR", help="draw charts of the results into DIR (needs matplotlib)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
@@ -72,13 +75,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[name] = {"exit_code": code}
     print(f"all benchmarks done in {time.perf_counter() - t0:.1f} s")
 
+    payload = {
+        "mode": "quick" if args.quick else "full",
+        "environment": environment(),
+        "benchmarks": results,
+    }
     if args.json:
-        payload = {
-            "mode": "quick" if args.quick else "full",
-            "environment": environment(),
-            "benchmarks": results,
-        }
         print(f"results written to {write_json(args.json, payload)}")
+    if args.charts:
+        from .charts import write_all
+
+        for path in write_all(payload, Path(args.charts)):
+            print(f"chart written to {path}")
     return 0
 
 

@@ -210,10 +210,12 @@ class TokenClient:
     # -- configuration (read-only: the cache key is made from it) -------------------------------
     @property
     def client_id(self) -> str:
+        """The client id sent (NHS: the application's API key)."""
         return self._endpoint.config.client_id
 
     @property
     def issuer(self) -> str | None:
+        """The issuer given, whose metadata is discovered; None with ``token_url=``."""
         return self._endpoint.config.issuer
 
     @property
@@ -223,30 +225,37 @@ class TokenClient:
 
     @property
     def scope(self) -> str | None:
+        """The scope requested, if any."""
         return self._endpoint.config.scope
 
     @property
     def resource(self) -> tuple[str, ...]:
+        """The resource indicators requested (RFC 8707)."""
         return self._endpoint.config.resource
 
     @property
     def audience(self) -> str | None:
+        """An explicit assertion ``aud``, overriding the profile's choice."""
         return self._endpoint.config.audience
 
     @property
     def extra_params(self) -> Mapping[str, str]:
+        """Extra form parameters sent with every token request."""
         return self._endpoint.config.extra_params
 
     @property
     def retry(self) -> RetryPolicy:
+        """The retry policy of a token fetch."""
         return self._endpoint.config.retry
 
     @property
     def default_lifetime(self) -> float:
+        """The lifetime assumed when a response has no usable ``expires_in``."""
         return self._endpoint.config.default_lifetime
 
     @property
     def timeout(self) -> float:
+        """Seconds a whole token fetch may take, retries included."""
         return self._transport.timeout
 
     @property
@@ -285,6 +294,7 @@ class TokenClient:
             return self._transport.run(self._endpoint.token_flow())
 
     async def afetch_token(self) -> Token:
+        """Async twin of :meth:`fetch_token`."""
         with self._telemetry.fetch(self._where, self.auth_method):
             return await self._transport.arun(self._endpoint.token_flow())
 
@@ -309,9 +319,11 @@ class TokenClient:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
+        """Close the HTTP clients this client opened."""
         self._transport.close()
 
     async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
         await self._transport.aclose()
 
     def __enter__(self) -> TokenClient:

@@ -177,10 +177,16 @@ class CredentialsRejected(OAuthError):
 
 
 class InvalidRequest(OAuthError):
+    """``invalid_request``: the request is malformed (a missing or repeated parameter); the NHS
+    platform also answers most assertion failures with it (see :class:`AssertionRefused`)."""
+
     error = "invalid_request"
 
 
 class InvalidClient(CredentialsRejected):
+    """``invalid_client``: client authentication failed (the assertion, its key or the client
+    id); ``pkjwt token --explain`` or :func:`pkjwt.diagnose` says which rule."""
+
     error = "invalid_client"
 
 
@@ -195,35 +201,52 @@ class InvalidRequestAssertion(InvalidRequest, AssertionRefused):
 
 
 class InvalidGrant(OAuthError):
+    """``invalid_grant``: the grant is invalid or expired (not expected for client credentials)."""
+
     error = "invalid_grant"
 
 
 class UnauthorizedClient(CredentialsRejected):
+    """``unauthorized_client``: the client may not use this grant (the NHS platform: the
+    application is not enabled for signed JWT authentication)."""
+
     error = "unauthorized_client"
 
 
 class UnsupportedGrantType(OAuthError):
+    """``unsupported_grant_type``: the server does not support ``client_credentials``."""
+
     error = "unsupported_grant_type"
 
 
 class InvalidScope(OAuthError):
+    """``invalid_scope``: a requested scope is unknown or not allowed for this client."""
+
     error = "invalid_scope"
 
 
 class InvalidTarget(OAuthError):
+    """``invalid_target``: a requested resource (RFC 8707) is not allowed for this client."""
+
     error = "invalid_target"
 
 
 class AccessDenied(OAuthError):
+    """``access_denied``: the server refused the request."""
+
     error = "access_denied"
 
 
 class ServerError(OAuthError):
+    """``server_error``: the server failed; retried."""
+
     error = "server_error"
     retryable = True
 
 
 class TemporarilyUnavailable(OAuthError):
+    """``temporarily_unavailable``: the server is overloaded or down for a moment; retried."""
+
     error = "temporarily_unavailable"
     retryable = True
 

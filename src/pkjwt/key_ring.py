@@ -99,6 +99,7 @@ class KeyRing:
 
     @property
     def active_kid(self) -> str:
+        """The kid of the key that signs now: the ring's last whose ``active_from`` has passed."""
         return self._kids[self._active_index(self._clock())]
 
     def step_back(self, exc: OAuthError) -> bool:
@@ -119,12 +120,15 @@ class KeyRing:
 
     # -- the method protocols (delegated to the chosen key's method) ------------------------
     def credentials(self, ctx: AuthContext) -> Flow[Credentials]:
+        """The credentials flow of the active key's authentication method."""
         return self._method(ctx).credentials(ctx)
 
     def factory(self, ctx: AuthContext) -> AssertionFactory:
+        """The assertion factory of the active key."""
         return self._method(ctx).factory(ctx)
 
     def assertion(self, ctx: AuthContext) -> Flow[str]:
+        """A flow that makes one assertion with the active key."""
         return self._method(ctx).assertion(ctx)
 
     def public_keys(self) -> KeySet | None:

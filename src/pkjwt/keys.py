@@ -84,10 +84,12 @@ class Key:
     # -- description -------------------------------------------------------------------------
     @property
     def kty(self) -> str:
+        """The JWK key type: ``RSA``, ``EC`` or ``OKP``."""
         return str(self.jose.key_type)
 
     @property
     def is_private(self) -> bool:
+        """Whether this key holds its private half (it can sign)."""
         return bool(self.jose.is_private)
 
     @property
@@ -102,6 +104,7 @@ class Key:
 
     @property
     def curve(self) -> str | None:
+        """The curve name (``P-256``, ``Ed25519``, ...) of an EC or OKP key; None for RSA."""
         crv = self.jose.as_dict(private=False).get("crv")
         return str(crv) if crv else None
 
@@ -115,6 +118,7 @@ class Key:
         return self.thumbprint()[:12]
 
     def describe(self) -> str:
+        """One line for people: type and size, private or public, kid, alg and fingerprint."""
         kind = f"{self.kty}-{self.size}" if self.kty == "RSA" else (self.curve or self.kty)
         half = "private" if self.is_private else "public"
         return f"{kind} {half} key kid={self.kid!r} alg={self.alg} (fp {self.fingerprint})"
@@ -166,6 +170,7 @@ class Key:
         return pem
 
     def public_pem(self) -> bytes:
+        """The public key as PEM (SubjectPublicKeyInfo)."""
         native: Any = self.jose.public_key
         pem: bytes = native.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -401,9 +406,11 @@ class KeySet:
 
     @property
     def kids(self) -> list[str]:
+        """The key ids, in order."""
         return [k.kid for k in self.keys]
 
     def as_dict(self) -> dict[str, Any]:
+        """The set as a JWKS document (``{"keys": [...]}``), public members only."""
         return jwks(self.keys)
 
 

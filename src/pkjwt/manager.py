@@ -95,6 +95,7 @@ class TokenManager:
         return None
 
     def invalidate(self, key: CacheKey) -> None:
+        """Forget the token cached under ``key``, here and in the shared store."""
         self._entries.pop(key, None)
         self._trip.delete(key)
 

@@ -27,6 +27,8 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
     def retryable(self, exc: PkjwtError) -> bool:
+        """Whether ``exc`` may pass on another attempt (transport errors, 5xx, 429, a signer that
+        timed out); never a refusal of the credentials."""
         if isinstance(exc, TransportError):
             return True
         # an HSM/KMS that timed out or throttled us may answer next time; one that denied us not

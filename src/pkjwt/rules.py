@@ -39,6 +39,9 @@ __all__ = [
 
 
 class Verdict(StrEnum):
+    """A rule's outcome: it passed, failed, or could not be judged (``SKIP``: e.g. no key given
+    to check a signature against)."""
+
     PASS = "pass"
     FAIL = "fail"
     SKIP = "skip"
@@ -62,9 +65,11 @@ class Finding(NamedTuple):
 
     @property
     def ok(self) -> bool:
+        """True unless the verdict is FAIL (a skipped rule is not a failure)."""
         return self.verdict is not Verdict.FAIL
 
     def as_dict(self) -> dict[str, Any]:
+        """The finding as a JSON-ready dict (what ``pkjwt doctor --json`` prints)."""
         return {
             "rule": self.rule,
             "verdict": self.verdict.value,
@@ -144,23 +149,28 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """True when no rule failed."""
         return all(f.ok for f in self.findings)
 
     @property
     def failures(self) -> list[Finding]:
+        """The failed findings, in rule order."""
         return [f for f in self.findings if f.verdict is Verdict.FAIL]
 
     @property
     def first_failure(self) -> Finding | None:
+        """The first failed finding (the one a server answers with), or None."""
         for f in self.findings:
             if f.verdict is Verdict.FAIL:
                 return f
         return None
 
     def failed(self, code: str) -> bool:
+        """Whether a finding with this ``code`` (``exp.expired``) failed."""
         return any(f.code == code and f.verdict is Verdict.FAIL for f in self.findings)
 
     def passed(self, code: str) -> bool:
+        """Whether a finding with this ``code`` passed."""
         return any(f.code == code and f.verdict is Verdict.PASS for f in self.findings)
 
 

@@ -43,14 +43,17 @@ class LocalAuthServer:
 
     @property
     def issuer(self) -> str:
+        """The server's issuer identifier (its base URL)."""
         return self.running.issuer
 
     @property
     def token_url(self) -> str:
+        """The token endpoint's URL."""
         return self.running.token_url
 
     @property
     def config(self) -> ServerConfig:
+        """The server's configuration."""
         return self.running.state.config
 
     @property
@@ -60,6 +63,7 @@ class LocalAuthServer:
 
     @property
     def last_request(self) -> RecordedRequest:
+        """The most recent request the server received (AssertionError when there is none)."""
         if not self.running.state.requests:
             raise AssertionError("the local server has received no request yet")
         return self.running.state.requests[-1]

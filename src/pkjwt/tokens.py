@@ -60,12 +60,15 @@ class Token:
 
     @property
     def lifetime(self) -> float:
+        """Seconds from when the token was obtained to when it expires."""
         return self.expires_at - self.obtained_at
 
     def expires_in(self, now: float) -> float:
+        """Seconds left at ``now`` (negative once expired)."""
         return self.expires_at - now
 
     def is_expired(self, now: float, leeway: float = 0.0) -> bool:
+        """Whether the token has expired at ``now``, or will within ``leeway`` seconds."""
         return now >= self.expires_at - leeway
 
     @property
@@ -96,6 +99,7 @@ class Token:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Token:
+        """A token from :meth:`to_json`'s form (what the file and Redis stores keep)."""
         return cls(
             access_token=str(data["access_token"]),
             token_type=str(data.get("token_type") or "Bearer"),

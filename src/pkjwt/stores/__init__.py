@@ -25,13 +25,17 @@ class TokenStore(Protocol):
     """Get, set and delete tokens by cache key; ``lock`` makes one fetch per key at a time
     across every user of the store (a file lock, a Redis lease)."""
 
-    def get(self, key: tuple[Hashable, ...]) -> Token | None: ...
+    def get(self, key: tuple[Hashable, ...]) -> Token | None:
+        """The token stored under ``key``, or None."""
 
-    def set(self, key: tuple[Hashable, ...], token: Token) -> None: ...
+    def set(self, key: tuple[Hashable, ...], token: Token) -> None:
+        """Store ``token`` under ``key``."""
 
-    def delete(self, key: tuple[Hashable, ...]) -> None: ...
+    def delete(self, key: tuple[Hashable, ...]) -> None:
+        """Forget the token under ``key`` (no error if there is none)."""
 
-    def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]: ...
+    def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]:
+        """A lock held while one user of the store fetches the token for ``key``."""
 
 
 def open_token_store(store: TokenStore | str) -> TokenStore:

@@ -51,6 +51,7 @@ class FileStore:
         return self.directory / f"{kind}-{digest}.json"
 
     def get(self, key: tuple[Hashable, ...]) -> Token | None:
+        """The token stored under ``key``, or None (a missing or unreadable file is a miss)."""
         path = self._path(key)
         try:
             data = json.loads(path.read_text("utf-8"))
@@ -62,6 +63,7 @@ class FileStore:
             return None
 
     def set(self, key: tuple[Hashable, ...], token: Token) -> None:
+        """Write ``token`` under ``key`` (a 0600 file, replaced atomically)."""
         self._write(self._path(key), token.to_json())
 
     def _write(self, path: Path, value: object) -> None:
@@ -86,12 +88,15 @@ class FileStore:
         return value if isinstance(value, str) else None
 
     def set_note(self, name: str, value: str) -> None:
+        """Keep a small fact beside the tokens (which assertion profile a server took)."""
         self._write(self._path((name,), "note"), value)
 
     def delete(self, key: tuple[Hashable, ...]) -> None:
+        """Remove the token file for ``key``."""
         self._path(key).unlink(missing_ok=True)
 
     def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]:
+        """A file lock per key: one process at a time fetches that token."""
         self._ensure_dir()
         path = self._path(key).with_suffix(".lock")
         # not thread-local: async callers take and release it from worker threads

@@ -24,12 +24,15 @@ class MemoryStore:
         self._mutex = threading.Lock()
 
     def get(self, key: tuple[Hashable, ...]) -> Token | None:
+        """The token stored under ``key``, or None."""
         return self._tokens.get(key)
 
     def set(self, key: tuple[Hashable, ...], token: Token) -> None:
+        """Store ``token`` under ``key``."""
         self._tokens[key] = token
 
     def delete(self, key: tuple[Hashable, ...]) -> None:
+        """Forget the token under ``key``."""
         self._tokens.pop(key, None)
 
     def get_note(self, name: str) -> str | None:
@@ -37,9 +40,11 @@ class MemoryStore:
         return self._notes.get(name)
 
     def set_note(self, name: str, value: str) -> None:
+        """Keep a small fact beside the tokens (which assertion profile a server took)."""
         self._notes[name] = value
 
     def lock(self, key: tuple[Hashable, ...]) -> AbstractContextManager[object]:
+        """A per-key lock shared by the threads of this process."""
         with self._mutex:
             return self._locks.setdefault(key, threading.Lock())
 
