@@ -74,6 +74,7 @@ _SERVER_KEYS = {
     "request_timeout",
     "keep_alive_timeout",
     "max_connections",
+    "metrics",
 }
 
 
@@ -127,6 +128,8 @@ class ServerConfig:
     keep_alive_timeout: float = 5.0
     #: open connections beyond this are closed at once (with a log line)
     max_connections: int = 1000
+    #: serve /metrics and count every request for it (``pkjwt serve --no-metrics`` overrides)
+    metrics: bool = True
     source: str = "<config>"
 
     def client(self, client_id: str) -> ClientConfig | None:
@@ -334,12 +337,13 @@ def parse_config(
         keep_alive_timeout=_number(data, "keep_alive_timeout", 5.0, source, 0.1, 300),
         max_connections=int(_number(data, "max_connections", 1000, source, 1, 100_000)),
         jwks_cache_seconds=_cache_bounds(data, source),
+        metrics=_bool(data, "metrics", source, default=True),
         source=source,
     )
 
 
-def _bool(data: Mapping[str, Any], key: str, source: str) -> bool:
-    value = data.get(key, False)
+def _bool(data: Mapping[str, Any], key: str, source: str, *, default: bool = False) -> bool:
+    value = data.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be true or false (got {value!r})")
     return value
