@@ -142,6 +142,8 @@ def test_bounded_members_keep_a_bounded_copy() -> None:
 def test_the_page_answers_only_under_the_servers_own_name(server: RunningServer) -> None:
     # a page on another site that rebinds its DNS name to 127.0.0.1 must not read the claims
     assert _page(server.issuer, host="attacker.example:1234").status_code == 403
+    assert _page(server.issuer, host="[::1").status_code == 403
+    assert _page(server.issuer, host="127.0.0.1:notaport").status_code == 200
     assert (
         _page(server.issuer, host=f"localhost:{server.base_url.rsplit(':', 1)[1]}").status_code
         == 200

@@ -187,7 +187,9 @@ async def token(request: Request) -> Response:
     body = await read_body(request.receive, request.headers)
     if body is None:
         return Response(status_code=400)  # the client left; nobody reads this
-    return _response(await endpoint.handle(request.method, request.headers, body))
+    decision = await endpoint.decide(request.method, request.headers, body)
+    request.scope[DECISION] = (decision.rule, decision.error)
+    return _response(decision.reply)
 
 
 def _metadata(state: ServerState) -> dict[str, Any]:

@@ -243,7 +243,10 @@ class Inspector:
         """Whether a request's ``Host`` names this server: an IP address, ``localhost`` or the
         issuer's host. A web page that rebinds its own DNS name to 127.0.0.1 reaches the
         server under that name, and must not read the page."""
-        name = urlsplit("//" + host_header).hostname if host_header else None
+        try:
+            name = urlsplit("//" + host_header).hostname if host_header else None
+        except ValueError:  # "[" without its "]"
+            return False
         if not name:
             return False
         if name.lower() in self._hosts:
