@@ -1,10 +1,10 @@
 """Which peers the tests need, and what happens when one is missing on this machine.
 
 The real peers (redis-server; Node.js with npm for oidc-provider and openid-client; SoftHSM2
-and OpenSC's pkcs11-tool for the PKCS#11 signer) are installed by ``.ci/run``, which sets
-``PKJWT_REQUIRE_PEERS=1``: there a missing peer fails the run, so CI never skips them. On a
-developer's machine without them, the tests that need them are skipped with a reason that says
-what to install (``pytest -rs`` lists them).
+and OpenSC's pkcs11-tool for the PKCS#11 signer; Chromium for the server's inspector page) are
+installed by ``.ci/run``, which sets ``PKJWT_REQUIRE_PEERS=1``: there a missing peer fails the
+run, so CI never skips them. On a developer's machine without them, the tests that need them are
+skipped with a reason that says what to install (``pytest -rs`` lists them).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _INSTALL = {
     "softhsm2-util": "apt-get install softhsm2",
     "libsofthsm2.so": "apt-get install softhsm2",
     "pkcs11-tool": "apt-get install opensc",
+    "chromium": "apt-get install chromium",
 }
 
 

@@ -27,10 +27,14 @@ from .interpreter import REPO, Interpreter
 PKJWT = "pkjwt-sqlite"
 PKJWT_MEMORY = "pkjwt-memory"
 PKJWT_REDIS = "pkjwt-redis"
+#: pkjwt-sqlite without its metrics (``--no-metrics``), and without metrics or the inspector
+PKJWT_NO_METRICS = "pkjwt-nometrics"
+PKJWT_BARE = "pkjwt-bare"
 OIDC = "oidc-provider"
 SERVERS = (PKJWT, PKJWT_MEMORY, OIDC)
-#: what --servers may name: the default three, and the Redis replay store (needs redis-server)
-KNOWN_SERVERS = (*SERVERS, PKJWT_REDIS)
+#: what --servers may name: the default three, the Redis replay store (needs redis-server),
+#: and pkjwt-sqlite with its observability switched off (``benchmarks.bench_metrics``)
+KNOWN_SERVERS = (*SERVERS, PKJWT_REDIS, PKJWT_NO_METRICS, PKJWT_BARE)
 
 NODE_SCRIPT = REPO / "benchmarks" / "node" / "provider_bench.mjs"
 NODE_MODULES = REPO / "tests" / "interop" / "node" / "node_modules"
@@ -136,16 +140,19 @@ class PkjwtServer(Server):
         workdir: Path,
         cpus: Sequence[int] | None,
         python: Interpreter,
+        options: Sequence[str] = (),
     ) -> None:
+        shown = f" {' '.join(options)}" if options else ""
         super().__init__(
             name,
-            f"pkjwt serve, profile rfc7523bis (all rules), opaque, replay_store {replay_store}; "
-            f"{python.label}",
+            f"pkjwt serve{shown}, profile rfc7523bis (all rules), opaque, replay_store "
+            f"{replay_store}; {python.label}",
             workdir,
             cpus,
         )
         self.replay_store = replay_store
         self.python = python
+        self.options = tuple(options)
 
     def start(self, client_jwks: dict[str, Any]) -> None:
         self.port = free_port()
@@ -172,7 +179,7 @@ class PkjwtServer(Server):
             encoding="utf-8",
         )
         cmd = [self.python.path, "-m", "pkjwt", "serve", "--config", str(cfg)]
-        cmd += ["--port", str(self.port), "--log-level", "warning"]
+        cmd += ["--port", str(self.port), "--log-level", "warning", *self.options]
         self._spawn(cmd)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
@@ -322,6 +329,11 @@ def make_servers(
             servers.append(PkjwtServer(PKJWT, "sqlite:///", workdir, cpus, python))
         elif name == PKJWT_MEMORY:
             servers.append(PkjwtServer(PKJWT_MEMORY, "memory://", workdir, cpus, python))
+        elif name == PKJWT_NO_METRICS:
+            servers.append(PkjwtServer(name, "sqlite:///", workdir, cpus, python, ["--no-metrics"]))
+        elif name == PKJWT_BARE:
+            options = ["--no-metrics", "--no-inspector"]
+            servers.append(PkjwtServer(name, "sqlite:///", workdir, cpus, python, options))
         elif name == PKJWT_REDIS:
             servers.append(PkjwtRedisServer(workdir, cpus, python))
         elif name == OIDC:

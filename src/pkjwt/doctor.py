@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from .decode import DecodeError, decode_compact
 from .keys import KeySet, load_jwks
 from .profiles import Profile, get_profile
-from .rules import Finding, Report, RuleContext, Verdict, check
+from .rules import RULE_TITLES, Finding, Report, RuleContext, Verdict, check
 
-__all__ = ["diagnose", "diagnose_proof", "guess_profile", "is_dpop_proof"]
+__all__ = ["Explanation", "diagnose", "diagnose_proof", "explain", "guess_profile", "is_dpop_proof"]
 
 _NHS_HOST = "api.service.nhs.uk"
 
@@ -105,3 +105,39 @@ def diagnose_proof(
             f = Finding(f.rule, Verdict.SKIP, f.code, "", why, f.source)
         findings.append(f)
     return Report(tuple(findings), dict(check.header), dict(check.claims))
+
+
+class Explanation(NamedTuple):
+    """One finding as the doctor shows it, whatever draws it (the terminal, the server's
+    inspector page): the same words in the same places."""
+
+    mark: str
+    rule: str
+    title: str
+    #: beside the title: what came (a pass) or why the rule did not run (a skip)
+    aside: str
+    #: for a failure only: what was expected and what came, the fix, and where it is written
+    expected: str
+    got: str
+    fix: str
+    note: str
+
+    @property
+    def failed(self) -> bool:
+        return self.mark == "FAIL"
+
+
+_MARKS = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.SKIP: "skip"}
+
+
+def explain(finding: Finding, public_answer: Callable[[Finding], str]) -> Explanation:
+    """``finding`` in the doctor's words; ``public_answer`` says how a server answers its
+    failure (a dialect's ``public_answer``), asked only when it failed."""
+    title = RULE_TITLES.get(finding.rule, "")
+    mark = _MARKS[finding.verdict]
+    if finding.verdict is not Verdict.FAIL:
+        return Explanation(mark, finding.rule, title, finding.got, "", "", "", "")
+    note = f"{finding.source}; {public_answer(finding)}; code {finding.code}"
+    return Explanation(
+        mark, finding.rule, title, "", finding.expected, finding.got, finding.hint, note
+    )

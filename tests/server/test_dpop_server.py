@@ -227,3 +227,16 @@ def test_the_nhs_dialect_ignores_dpop(key):
         assert answer.json()["token_type"] == "Bearer"
         meta = httpx.get(server.issuer + "/.well-known/oauth-authorization-server").json()
         assert "dpop_signing_alg_values_supported" not in meta
+
+
+def test_dpop_refusals_are_counted_by_rule_and_error(key):
+    with local_auth_server("rfc7523bis") as server:
+        stale = key.sign_now("POST", server.token_url, now=time.time() - 3600)
+        assert token_request(server, stale).status_code == 400
+        text = httpx.get(server.issuer + "/metrics").text
+    line = next(
+        line for line in text.splitlines()
+        if line.startswith("pkjwt_server_requests_total") and 'rule="D8"' in line
+    )  # fmt: skip
+    assert 'error="invalid_dpop_proof"' in line
+    assert line.endswith(" 1")

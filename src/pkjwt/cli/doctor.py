@@ -9,18 +9,14 @@ from typing import Any
 
 import click
 
-from ..doctor import diagnose, diagnose_proof, guess_profile, is_dpop_proof
+from ..doctor import diagnose, diagnose_proof, explain, guess_profile, is_dpop_proof
 from ..keys import load_jwks
 from ..profiles import PROFILES, Profile, get_profile
-from ..rules import RULE_TITLES, Report, Verdict
+from ..rules import Report, Verdict
 from ..server.dialects import dialect_for
 from .common import echo_json
 
-_MARK = {
-    Verdict.PASS: ("PASS", "green"),
-    Verdict.FAIL: ("FAIL", "red"),
-    Verdict.SKIP: ("skip", "bright_black"),
-}
+_COLOR = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.SKIP: "bright_black"}
 
 
 def render_report(
@@ -41,19 +37,18 @@ def render_report(
         echo(click.style("claims (untrusted): ", bold=True) + json.dumps(report.claims))
     echo(click.style(title or f"rules ({prof.name} profile):", bold=True))
     for f in report.findings:
-        word, color = _MARK[f.verdict]
-        title = RULE_TITLES.get(f.rule, "")
-        line = f"  {click.style(word, fg=color, bold=True)} {f.rule:<4} {title}"
-        if f.verdict is Verdict.FAIL:
-            line += f"\n         expected {f.expected}\n         got      {f.got}"
-            if f.hint:
-                line += "\n         " + click.style("fix: ", fg="yellow") + f.hint
-            answer = dialect.public_answer(f)
-            line += f"\n         ({f.source}; {answer}; code {f.code})"
+        seen = explain(f, dialect.public_answer)
+        color = _COLOR[f.verdict]
+        line = f"  {click.style(seen.mark, fg=color, bold=True)} {seen.rule:<4} {seen.title}"
+        if seen.failed:
+            line += f"\n         expected {seen.expected}\n         got      {seen.got}"
+            if seen.fix:
+                line += "\n         " + click.style("fix: ", fg="yellow") + seen.fix
+            line += f"\n         ({seen.note})"
         elif f.verdict is Verdict.SKIP:
-            line += click.style(f"  ({f.got})", fg="bright_black")
-        elif f.got:
-            line += click.style(f"  {f.got}", fg="bright_black")
+            line += click.style(f"  ({seen.aside})", fg="bright_black")
+        elif seen.aside:
+            line += click.style(f"  {seen.aside}", fg="bright_black")
         echo(line)
     failures = report.failures
     if failures:

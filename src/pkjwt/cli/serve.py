@@ -34,12 +34,42 @@ from ..server.config import load_config
     help="Processes on one port (they need a shared replay store: SQLite commit_interval=0 or "
     "Redis).",
 )
-def command(config_path: str, host: str, port: int, log_level: str, workers: int) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (time, endpoint, status, client, error, description, "
+    "rule); never an assertion, token or secret.",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=None,
+    help="Serve Prometheus metrics at /metrics (default: on, or the config's metrics = ...).",
+)
+@click.option(
+    "--inspector/--no-inspector",
+    default=None,
+    help="Serve /_inspect: recent token requests with their claims and each rule's verdict. "
+    "Default: on only when bound to a loopback address; another bind needs --inspector, "
+    "because the page shows the claims clients send to anyone who can reach the port.",
+)
+def command(
+    config_path: str,
+    host: str,
+    port: int,
+    log_level: str,
+    workers: int,
+    log_format: str,
+    metrics: bool | None,
+    inspector: bool | None,
+) -> None:
     """Run a local authorization server that validates assertions like the real ones.
 
     Binds loopback by default. Token endpoint at /oauth2/token; metadata at
     /.well-known/oauth-authorization-server; also /jwks, /introspect, /revoke, /echo (a
-    protected test API), /health and /openapi.json.
+    protected test API), /health, /openapi.json, /metrics (Prometheus) and /_inspect (the
+    recent token requests, rule by rule; loopback only unless --inspector).
 
     \b
     Example server.toml (NHS mode):
@@ -50,10 +80,13 @@ def command(config_path: str, host: str, port: int, log_level: str, workers: int
     Then:
       pkjwt serve --config server.toml --port 9000
     """
+    from ..server.inspector import PATH, inspector_enabled
     from ..server.run import serve_forever  # the ASGI stack: the 'server' extra
 
-    _log_to_stderr(log_level)
+    _log_to_stderr(log_level, log_format)
     config = load_config(config_path)
+    metrics = config.metrics if metrics is None else metrics
+    inspect = inspector_enabled(host, inspector)
     if not config.clients:
         click.echo(
             click.style("warning: ", fg="yellow")
@@ -73,23 +106,38 @@ def command(config_path: str, host: str, port: int, log_level: str, workers: int
             f"  replay store    {replay_store}\n"
             f"  issuer          {issuer}\n"
             f"  token endpoint  {issuer}/oauth2/token\n"
-            f"  metadata        {issuer}/.well-known/oauth-authorization-server",
+            f"  metadata        {issuer}/.well-known/oauth-authorization-server"
+            + (f"\n  metrics         {issuer}/metrics" if metrics else "")
+            + (f"\n  inspector       {issuer}{PATH}" if inspect else ""),
             err=True,
         )
 
     serve_forever(
-        config, host=host, port=port, log_level=log_level, announce=announce, workers=workers
+        config,
+        host=host,
+        port=port,
+        log_level=log_level,
+        announce=announce,
+        workers=workers,
+        metrics=metrics,
+        inspect=inspect,
     )
 
 
-def _log_to_stderr(level: str) -> None:
-    """One line per decided request at ``info`` (the default), in uvicorn's format."""
+def _log_to_stderr(level: str, log_format: str = "text") -> None:
+    """One line per decided request at ``info`` (the default): in uvicorn's format, or as
+    JSON."""
     logger = logging.getLogger("pkjwt")
     for old in [h for h in logger.handlers if h.get_name() == "pkjwt-serve"]:
         logger.removeHandler(old)  # a second run in one process (tests) replaces it
     handler = logging.StreamHandler()
     handler.set_name("pkjwt-serve")
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    if log_format == "json":
+        from ..server.recording import JsonLines
+
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if level == "trace" else level.upper())
     logger.propagate = False

@@ -27,10 +27,11 @@ try:
 except ImportError as exc:  # a client-only install
     raise missing_extra("server", "the local authorization server", exc) from None
 
-from . import endpoints
+from . import endpoints, inspector
 from .config import ServerConfig
 from .endpoints import TokenEndpoint, surprise_reply
 from .http import read_body, send_reply
+from .metrics import Metrics, ObservedRoutes
 from .recording import RecordedRequest
 from .replay import ReplayStore, open_replay_store
 from .state import TOKEN_PATH, ServerState
@@ -68,10 +69,12 @@ class PkjwtApp(Starlette):
     """The framework app with one shortcut: ``<token path>`` is answered before the framework
     builds its request and response objects or its middleware wraps every ``send`` (the one
     route under load; measured as a fifth of a token request's cost). ``state.pkjwt`` is the
-    :class:`~.state.ServerState`."""
+    :class:`~.state.ServerState`. The shortcut is timed and counted here, when ``metrics``
+    is on; the framework's routes by :class:`~.metrics.ObservedRoutes`."""
 
     token_path: str
     token_endpoint: TokenEndpoint
+    metrics: Metrics | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == self.token_path:
@@ -80,20 +83,26 @@ class PkjwtApp(Starlette):
         await super().__call__(scope, receive, send)
 
     async def _token(self, scope: Any, receive: Any, send: Any) -> None:
+        metrics = self.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if "dpop" in headers:  # a repeated DPoP header must be seen as two proofs (D1)
             headers["dpop"] = ",".join(
                 v.decode("latin-1") for k, v in scope["headers"] if k == b"dpop"
             )
         body = await read_body(receive, headers)
-        if body is None:  # the client went away
+        if body is None:  # the client went away: nothing was answered, nothing to count
             return
-        reply = await self.token_endpoint.handle(scope["method"], headers, body)
-        await send_reply(send, reply)
+        decision = await self.token_endpoint.decide(scope["method"], headers, body)
+        await send_reply(send, decision.reply)
+        if metrics is not None:
+            elapsed = time.perf_counter() - started
+            status = decision.reply.status
+            metrics.observe("token", status, decision.rule, decision.error, elapsed)
 
 
-def _routes() -> list[Route]:
-    return [
+def _routes(*, metrics: bool, inspect: bool) -> list[Route]:
+    routes = [
         Route(TOKEN_PATH, endpoints.token, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/.well-known/oauth-authorization-server", endpoints.metadata, methods=["GET"]),
         Route("/.well-known/openid-configuration", endpoints.metadata, methods=["GET"]),
@@ -104,6 +113,11 @@ def _routes() -> list[Route]:
         Route("/health", endpoints.health, methods=["GET"]),
         Route("/openapi.json", endpoints.openapi, methods=["GET"]),
     ]
+    if metrics:
+        routes.append(Route("/metrics", endpoints.metrics, methods=["GET"]))
+    if inspect:
+        routes.append(Route(inspector.PATH, inspector.page, methods=["GET"]))
+    return routes
 
 
 def _on_sighup(reload: Callable[[], object]) -> None:
@@ -136,13 +150,24 @@ def create_app(
     record: int = 1000,
     state_dir: Path | None = None,
     signing_key: Key | None = None,
+    metrics: bool | None = None,
+    inspect: bool = False,
 ) -> PkjwtApp:
     """Build the server. ``issuer`` defaults to the config's; ``record`` bounds the request log;
-    a ``replay`` store passed in is used as is (and left open at shutdown)."""
+    a ``replay`` store passed in is used as is (and left open at shutdown). ``metrics``
+    (default: the config's) serves ``/metrics``; ``inspect`` serves the inspector page
+    (:mod:`.inspector`) over the last ``record`` requests, each kept at a bounded size."""
     iss = (issuer or config.issuer or "http://127.0.0.1:8080").rstrip("/")
     store = replay if replay is not None else open_configured_store(config, iss, state_dir)
     state = ServerState(
-        config, issuer=iss, replay=store, clock=clock, record=record, signing_key=signing_key
+        config,
+        issuer=iss,
+        replay=store,
+        clock=clock,
+        record=record,
+        signing_key=signing_key,
+        metrics=config.metrics if metrics is None else metrics,
+        bounded_record=inspect,
     )
 
     @contextlib.asynccontextmanager
@@ -153,8 +178,24 @@ def create_app(
         if replay is None:
             store.close()
 
-    app = PkjwtApp(routes=_routes(), middleware=[Middleware(_Surprises)], lifespan=lifespan)
+    middleware = [Middleware(_Surprises)]
+    if state.metrics is not None:  # outside _Surprises: it counts the answer a surprise got
+        middleware.insert(0, Middleware(ObservedRoutes, metrics=state.metrics))
+    app = PkjwtApp(
+        routes=_routes(metrics=state.metrics is not None, inspect=inspect),
+        middleware=middleware,
+        lifespan=lifespan,
+    )
     app.state.pkjwt = state
+    app.metrics = state.metrics
+    if inspect:
+        app.state.inspector = inspector.Inspector(
+            state.log,
+            dialect=state.dialect,
+            profile=config.profile.name,
+            issuer=iss,
+            keep=record,
+        )
     app.token_path = TOKEN_PATH
     app.token_endpoint = app.state.token_endpoint = TokenEndpoint(state)
     return app

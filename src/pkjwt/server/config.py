@@ -79,6 +79,7 @@ _SERVER_KEYS = {
     "dpop_nonce",
     "dpop_nonce_lifetime",
     "dpop_max_age",
+    "metrics",
 }
 
 
@@ -141,6 +142,8 @@ class ServerConfig:
     dpop_nonce_lifetime: float = 300.0
     #: how old a proof's ``iat`` may be
     dpop_max_age: float = 300.0
+    #: serve /metrics and count every request for it (``pkjwt serve --no-metrics`` overrides)
+    metrics: bool = True
     source: str = "<config>"
 
     def client(self, client_id: str) -> ClientConfig | None:
@@ -350,6 +353,7 @@ def parse_config(
         max_connections=int(_number(data, "max_connections", 1000, source, 1, 100_000)),
         jwks_cache_seconds=_cache_bounds(data, source),
         **_dpop(data, source, profile),
+        metrics=_bool(data, "metrics", source, default=True),
         source=source,
     )
 
@@ -357,14 +361,14 @@ def parse_config(
 def _dpop(data: Mapping[str, Any], source: str, profile: Profile) -> dict[str, Any]:
     return {
         # the NHS platform has no DPoP: its dialect ignores the header unless asked
-        "dpop": _bool(data, "dpop", source, profile.dialect != "nhs"),
+        "dpop": _bool(data, "dpop", source, default=profile.dialect != "nhs"),
         "dpop_nonce": _bool(data, "dpop_nonce", source),
         "dpop_nonce_lifetime": _number(data, "dpop_nonce_lifetime", 300.0, source, 10, 86400),
         "dpop_max_age": _number(data, "dpop_max_age", 300.0, source, 5, 3600),
     }
 
 
-def _bool(data: Mapping[str, Any], key: str, source: str, default: bool = False) -> bool:
+def _bool(data: Mapping[str, Any], key: str, source: str, *, default: bool = False) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be true or false (got {value!r})")

@@ -34,11 +34,13 @@ __all__ = ["DIALECTS", "NHS", "STANDARD", "Answer", "Dialect", "dialect_for"]
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A refusal as sent (``reply``) and as logged (``error``, ``description``)."""
+    """A refusal as sent (``reply``) and as logged (``error``, ``description``, and the
+    ``rule`` of the failure that answers, for the log and the metrics)."""
 
     reply: Reply
     error: str
     description: str
+    rule: str
 
 
 class Dialect:
@@ -90,7 +92,8 @@ class Dialect:
             status = 400
         description = safe_description(failure.description)
         body = {"error": failure.error, "error_description": description}
-        return Answer(Reply(status, tuple(headers), dumps(body)), failure.error, description)
+        reply = Reply(status, tuple(headers), dumps(body))
+        return Answer(reply, failure.error, description, failure.rule)
 
     def success(self, access_token: str, issued: IssuedToken, lifetime: int) -> Reply:
         payload: dict[str, Any] = {
@@ -149,22 +152,23 @@ class NhsDialect(Dialect):
             if row is None and failure.rule in ("R5", "R6"):
                 row = _MALFORMED  # every decoding failure reads as one malformed JWT
             if row is not None:
-                return self._nhs_answer(row.status, row.error, row.description)
+                return self._nhs_answer(row.status, row.error, row.description, failure.rule)
         for row in _ASSERTION_ROWS:
             if codes.intersection(row.codes):
-                return self._nhs_answer(row.status, row.error, row.description)
+                rule = next(f.rule for f in failures if f.code in row.codes)
+                return self._nhs_answer(row.status, row.error, row.description, rule)
         # a failure no NHS row names (nbf in the future, a registered-alg mismatch) still
         # refuses: unknown is never accepted
         for failure in failures:
             if failure.code not in _UNCHECKED:
-                return self._nhs_answer(400, "invalid_request", failure.description)
+                return self._nhs_answer(400, "invalid_request", failure.description, failure.rule)
         return None
 
     @staticmethod
-    def _nhs_answer(status: int, error: str, description: str) -> Answer:
+    def _nhs_answer(status: int, error: str, description: str, rule: str) -> Answer:
         body = {"error": error, "error_description": description, "message_id": str(uuid.uuid4())}
         reply = Reply(status, (*NO_STORE, ("date", http_date()), JSON), dumps(body))
-        return Answer(reply, error, description)
+        return Answer(reply, error, description, rule)
 
     def lifetime(self, form: Mapping[str, str], default: int) -> int:
         # the platform's own tests shorten a token with _access_token_expiry_ms (milliseconds):

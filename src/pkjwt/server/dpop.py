@@ -140,15 +140,17 @@ class DPoPGate:
         urls: Sequence[str],
         token: str,
         bound_jkt: str,
-    ) -> Reply | None:
-        """A bound token at the API: None when its proof holds, else the 401 to answer."""
+    ) -> tuple[Reply, str, str] | None:
+        """A bound token at the API: None when its proof holds, else the 401 to answer with
+        the rule and error that refused it."""
         check = self._check(
             _values(headers.get("dpop")), method, urls, access_token=token, bound_jkt=bound_jkt
         )
         finding = check.first_failure or await self._fresh(check)
         if finding is None:
             return None
-        return self.challenge(finding.error, from_finding(finding).description)
+        reply = self.challenge(finding.error, from_finding(finding).description)
+        return reply, finding.rule, finding.error
 
     def challenge(self, error: str, description: str) -> Reply:
         """A 401 with the ``WWW-Authenticate: DPoP`` challenge (RFC 9449 7.1), and this

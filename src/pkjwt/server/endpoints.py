@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ReplayStoreUnavailable, missing_extra
 
@@ -34,18 +34,21 @@ from .dialects import STANDARD
 from .dpop import with_nonce
 from .failures import Failure, fail
 from .http import JSON, MAX_BODY, NO_STORE, Form, Reply, json_reply, parse_form, read_body
-from .openapi import openapi_document
+from .metrics import CONTENT_TYPE, DECISION
+from .openapi import observation_paths, openapi_document
 from .policy import grant_policy
 from .state import TOKEN_PATH, ServerState
 from .token_request import read_credentials, read_form, read_grant
 
 __all__ = [
+    "Decision",
     "TokenEndpoint",
     "echo",
     "health",
     "introspect",
     "jwks",
     "metadata",
+    "metrics",
     "openapi",
     "revoke",
     "surprise_reply",
@@ -66,17 +69,35 @@ _SERVER_ERROR = Reply(500, (*NO_STORE, JSON), b'{"error":"server_error"}')
 
 def surprise_reply(exc: Exception, where: str) -> Reply:
     """The answer to an exception no endpoint expected (the one handler every route shares)."""
+    return _surprise(exc, where).reply
+
+
+class Decision(NamedTuple):
+    """A token request's answer, and for the metrics the rule that refused it and the OAuth
+    error sent (both "" when a token was issued)."""
+
+    reply: Reply
+    rule: str = ""
+    error: str = ""
+
+
+_DECIDED_UNAVAILABLE = Decision(_UNAVAILABLE, "R19", "temporarily_unavailable")
+_DECIDED_ERROR = Decision(_SERVER_ERROR, "", "server_error")
+_DECIDED_NOT_ALLOWED = Decision(_METHOD_NOT_ALLOWED, "R1", "")
+
+
+def _surprise(exc: Exception, where: str) -> Decision:
     if isinstance(exc, ReplayStoreUnavailable):
         log.warning("%s: %s", where, exc.message)
-        return _UNAVAILABLE
+        return _DECIDED_UNAVAILABLE
     log.error("%s failed", where, exc_info=exc)
-    return _SERVER_ERROR
+    return _DECIDED_ERROR
 
 
 class TokenEndpoint:
     """``POST /oauth2/token``, framework-free: (method, headers, body) in, a reply out.
 
-    The served app calls :meth:`handle` before the framework sees the request (the one route
+    The served app calls :meth:`decide` before the framework sees the request (the one route
     under load); the framework's route for the same path calls it too, so there is one
     implementation either way."""
 
@@ -85,14 +106,17 @@ class TokenEndpoint:
         self.dialect = state.dialect
 
     async def handle(self, method: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        return (await self.decide(method, headers, body)).reply
+
+    async def decide(self, method: str, headers: Mapping[str, str], body: bytes) -> Decision:
         if method != "POST":
-            return _METHOD_NOT_ALLOWED
+            return _DECIDED_NOT_ALLOWED
         try:
             return await self._pipeline(headers, body)
         except Exception as exc:
-            return surprise_reply(exc, "token endpoint")
+            return _surprise(exc, "token endpoint")
 
-    async def _pipeline(self, headers: Mapping[str, str], body: bytes) -> Reply:
+    async def _pipeline(self, headers: Mapping[str, str], body: bytes) -> Decision:
         dialect = self.dialect
         form = read_form(headers, body, dialect)
         if isinstance(form, Failure):
@@ -111,14 +135,14 @@ class TokenEndpoint:
                 return refused
         client = outcome.client
         if client is None:  # unreachable: authentication names R7 first; a guard only
-            return self._refuse((outcome.failures or ()), outcome, form) or _SERVER_ERROR
+            return self._refuse((outcome.failures or ()), outcome, form) or _DECIDED_ERROR
         policy = grant_policy(client, form, honours_scope=dialect.honours_scope)
         if policy is not None:
-            return self._refuse((policy,), outcome, form) or _SERVER_ERROR
+            return self._refuse((policy,), outcome, form) or _DECIDED_ERROR
         binding = await state.dpop.at_token_endpoint(headers, self._urls(headers), client)
         if binding.failure is not None:
-            refused = self._refuse((binding.failure,), outcome, form) or _SERVER_ERROR
-            return with_nonce(refused, binding.nonce)
+            refused = self._refuse((binding.failure,), outcome, form) or _DECIDED_ERROR
+            return refused._replace(reply=with_nonce(refused.reply, binding.nonce))
         scope = audience = None
         if dialect.honours_scope:
             scope = form.get("scope") or None
@@ -130,7 +154,7 @@ class TokenEndpoint:
         )
         if state.log.active:
             state.log.record("token", 200, None, None, outcome, form)
-        return with_nonce(dialect.success(access, issued, lifetime), binding.nonce)
+        return Decision(with_nonce(dialect.success(access, issued, lifetime), binding.nonce))
 
     def _urls(self, headers: Mapping[str, str]) -> tuple[str, ...]:
         """This endpoint's URL as the issuer names it and as the request's Host does (a
@@ -139,21 +163,23 @@ class TokenEndpoint:
         own = self.state.token_endpoint
         return (own, f"http://{host}{TOKEN_PATH}") if host else (own,)
 
-    def _refuse_request(self, failure: Failure, form: Mapping[str, str]) -> Reply:
+    def _refuse_request(self, failure: Failure, form: Mapping[str, str]) -> Decision:
         # every dialect answers a malformed request (only assertion findings may not count)
-        return self._refuse((failure,), None, form) or _SERVER_ERROR
+        return self._refuse((failure,), None, form) or _DECIDED_ERROR
 
     def _refuse(
         self, failures: tuple[Failure, ...], outcome: AuthOutcome | None, form: Mapping[str, str]
-    ) -> Reply | None:
+    ) -> Decision | None:
         answer = self.dialect.refusal(failures)
         if answer is None:  # the dialect does not count these failures (NHS: iat)
             return None
         log_ = self.state.log
         if log_.active:
             status = answer.reply.status
-            log_.record("token", status, answer.error, answer.description, outcome, form)
-        return answer.reply
+            log_.record(
+                "token", status, answer.error, answer.description, outcome, form, answer.rule
+            )
+        return Decision(answer.reply, answer.rule, answer.error)
 
 
 # -- the framework's routes ------------------------------------------------------------------------
@@ -175,7 +201,9 @@ async def token(request: Request) -> Response:
     body = await read_body(request.receive, request.headers)
     if body is None:
         return Response(status_code=400)  # the client left; nobody reads this
-    return _response(await endpoint.handle(request.method, request.headers, body))
+    decision = await endpoint.decide(request.method, request.headers, body)
+    request.scope[DECISION] = (decision.rule, decision.error)
+    return _response(decision.reply)
 
 
 def _metadata(state: ServerState) -> dict[str, Any]:
@@ -240,9 +268,12 @@ async def _authenticated(request: Request, endpoint: str) -> tuple[Form, Reply |
     if failure is not None:
         answer = STANDARD.refusal((failure,))
         assert answer is not None
+        request.scope[DECISION] = (answer.rule, answer.error)
         if state.log.active:
             status = answer.reply.status
-            state.log.record(endpoint, status, answer.error, answer.description, outcome, form)
+            state.log.record(
+                endpoint, status, answer.error, answer.description, outcome, form, answer.rule
+            )
         return form, answer.reply, None
     assert outcome is not None
     return form, None, outcome.client_id
@@ -297,9 +328,11 @@ async def echo(request: Request) -> Response:
         if record is None and not auth:  # RFC 6750 3.1: no credentials, only the challenge
             return _response(json_reply({}, 401, {"WWW-Authenticate": 'Bearer realm="pkjwt"'}))
         if kind == "dpop" or (record is not None and record.jkt):
+            request.scope[DECISION] = ("", "invalid_token")
             return _response(state.dpop.challenge("invalid_token", "a DPoP-bound token needs "
                                                   "Authorization: DPoP and a proof"))  # fmt: skip
         challenge = 'Bearer realm="pkjwt", error="invalid_token"'
+        request.scope[DECISION] = ("", "invalid_token")
         return _response(
             json_reply({"error": "invalid_token"}, 401, {"WWW-Authenticate": challenge})
         )
@@ -312,7 +345,8 @@ async def echo(request: Request) -> Response:
             proofs, request.method, urls, value.strip(), record.jkt
         )
         if refused is not None:
-            return _response(refused)
+            reply, request.scope[DECISION] = refused[0], refused[1:]
+            return _response(reply)
     body = await read_body(request.receive, request.headers)
     if body is None or len(body) > MAX_BODY:
         return _response(json_reply({"error": "request body too large"}, 413))
@@ -349,4 +383,18 @@ async def health(request: Request) -> Response:
 async def openapi(request: Request) -> Response:
     state = _state(request)
     doc = openapi_document(state.issuer, expires_in_type=state.dialect.expires_in_type)
+    doc["paths"].update(
+        observation_paths(
+            metrics=state.metrics is not None,
+            inspector=getattr(request.app.state, "inspector", None) is not None,
+        )
+    )
     return _response(json_reply(doc))
+
+
+async def metrics(request: Request) -> Response:
+    """The Prometheus exposition of this process's counts (:mod:`.metrics`)."""
+    counted = _state(request).metrics
+    if counted is None:  # the route is only served with metrics on
+        return Response(status_code=404)
+    return Response(counted.render(), headers={"content-type": CONTENT_TYPE, **dict(NO_STORE)})

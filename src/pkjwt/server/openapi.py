@@ -136,3 +136,24 @@ def openapi_document(issuer: str, *, expires_in_type: str = "integer") -> dict[s
         },
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _page(summary: str, media_type: str) -> dict[str, Any]:
+    """A GET that answers a document that is not JSON."""
+    content = {media_type: {"schema": {"type": "string"}}}
+    return {
+        "get": {
+            "summary": summary,
+            "responses": {"200": {"description": summary, "content": content}},
+        }
+    }
+
+
+def observation_paths(*, metrics: bool, inspector: bool) -> dict[str, Any]:
+    """The paths a server serves when its metrics and inspector are on."""
+    paths: dict[str, Any] = {}
+    if metrics:
+        paths["/metrics"] = _page("Prometheus metrics of this process (0.0.4)", "text/plain")
+    if inspector:
+        paths["/_inspect"] = _page("Recent token requests, rule by rule", "text/html")
+    return paths

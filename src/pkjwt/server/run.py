@@ -23,6 +23,7 @@ except ImportError as exc:  # a client-only install
 from ..keys import generate_key
 from .app import TOKEN_PATH, PkjwtApp, create_app, open_configured_store
 from .config import ServerConfig
+from .inspector import KEEP as INSPECTOR_KEEP
 from .replay import describe_store, parse_replay_url
 from .state import ServerState
 
@@ -86,10 +87,19 @@ def serve_forever(
     log_level: str = "info",
     announce: Callable[[str, str], None] | None = None,
     workers: int = 1,
+    metrics: bool | None = None,
+    inspect: bool = False,
 ) -> None:
     """Serve until interrupted; ``announce`` gets the issuer and the replay store's description
     once the port is bound and the store is open. ``workers`` > 1 forks that many processes
-    onto the one listening socket (see :func:`check_workers` for the store they need)."""
+    onto the one listening socket (see :func:`check_workers` for the store they need).
+    ``metrics`` (default: the config's) serves ``/metrics``; ``inspect`` the inspector page."""
+    # no request log unless the inspector shows it: the full log serves tests (pkjwt.testing)
+    options: dict[str, Any] = {
+        "metrics": metrics,
+        "inspect": inspect,
+        "record": INSPECTOR_KEEP if inspect else 0,
+    }
     check_workers(config, workers)
     sock = bind(host, port)
     issuer = config.issuer or _issuer_for(sock, host)
@@ -99,10 +109,9 @@ def serve_forever(
         # the connection cap, not the descriptor table, should be what runs out first
         raise_open_file_limit(config.max_connections + 256)
     if workers > 1:
-        _serve_workers(config, sock, issuer, log_level, announce, workers)
+        _serve_workers(config, sock, issuer, log_level, announce, workers, options)
         return
-    # no request log: it serves tests (pkjwt.testing), not a long-running server
-    app = create_app(config, issuer=issuer, record=0)
+    app = create_app(config, issuer=issuer, **options)
     if announce is not None:
         announce(issuer, describe_store(app.state.pkjwt.replay))
     _run(app, sock, log_level)
@@ -143,6 +152,7 @@ def _serve_workers(
     log_level: str,
     announce: Callable[[str, str], None] | None,
     workers: int,
+    options: dict[str, Any],
 ) -> None:
     """Fork ``workers`` processes onto ``sock``; the parent only waits and stops them. The
     server's signing key is made here, before the fork, so every worker signs (and its JWKS
@@ -159,7 +169,7 @@ def _serve_workers(
         pid = os.fork()
         if pid == 0:  # a worker
             try:
-                app = create_app(config, issuer=issuer, record=0, signing_key=signing_key)
+                app = create_app(config, issuer=issuer, signing_key=signing_key, **options)
                 _run(app, sock, log_level)
             finally:
                 os._exit(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -14,8 +15,9 @@ from .dpop import DPoPGate
 from .issuing import TokenIssuer
 from .jwks_fetch import JwksFetcher
 from .jwks_files import JwksFiles
+from .metrics import Metrics
 from .recording import RecordedRequest, RequestLog
-from .replay import ReplayGuard, ReplayStore
+from .replay import ReplayGuard, ReplayStore, parse_replay_url
 
 __all__ = ["TOKEN_PATH", "ServerState"]
 
@@ -24,10 +26,18 @@ TOKEN_PATH = "/oauth2/token"
 log = logging.getLogger("pkjwt.server")
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pkjwt")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
 class ServerState:
     """One server's parts, composed from its config: the dialect its profile names, the JWKS
-    fetcher, the client authenticator (with the replay store), the token issuer and the request
-    log. Endpoints read ``request.app.state.pkjwt``; nothing here is global."""
+    fetcher, the client authenticator (with the replay store), the token issuer, the request
+    log and the metrics (None when off). Endpoints read ``request.app.state.pkjwt``; nothing
+    here is global."""
 
     def __init__(
         self,
@@ -38,6 +48,8 @@ class ServerState:
         clock: Callable[[], float],
         record: int,
         signing_key: Key | None = None,
+        metrics: bool = False,
+        bounded_record: bool = False,
     ) -> None:
         self.config = config
         self.issuer = issuer
@@ -76,8 +88,16 @@ class ServerState:
             key=signing_key,
             clock=clock,
         )
-        self.log = RequestLog(keep=record, clock=clock)
         self.dpop = DPoPGate(config, replay=self.replay_guard, clock=clock)
+        self.log = RequestLog(keep=record, clock=clock, bounded=bounded_record)
+        self.metrics: Metrics | None = None
+        if metrics:
+            info = {
+                "profile": config.profile.name,
+                "replay_store": parse_replay_url(config.replay_store)[0],
+                "version": _version(),
+            }
+            self.metrics = Metrics(replay=self.replay_guard, info=info)
         for client in config.clients:
             for name, why in client.keys.ignored if client.keys is not None else ():
                 log.warning("client %s: JWKS member %s ignored (%s)", client.client_id, name, why)

@@ -33,6 +33,8 @@ class ReplayGuard:
         self._failing_since: float | None = None
         self._last_error = ""
         self.failures = 0
+        #: when the store last failed (epoch seconds; None: never), kept after it recovers
+        self.last_failure_at: float | None = None
 
     async def add(self, client_id: str, jti: str, expires_at: float) -> bool:
         if self._aadd is None and not self.blocking:  # memory only: inline, no hop
@@ -77,8 +79,9 @@ class ReplayGuard:
     def _failed(self, message: str) -> None:
         self.failures += 1
         self._last_error = message
+        self.last_failure_at = time.time()
         if self._failing_since is None:
-            self._failing_since = time.time()
+            self._failing_since = self.last_failure_at
 
     async def aclose(self) -> None:
         aclose = getattr(self.store, "aclose", None)
