@@ -29,7 +29,7 @@ def command(
     no_cache: bool,
     **kwargs: Any,
 ) -> None:
-    """Call METHOD URL with a bearer token; print the response body.
+    """Call METHOD URL with a token (bearer, or DPoP-bound with --dpop); print the response body.
 
     Exit code 0 for 2xx/3xx responses, 1 otherwise. On a 401 the token is renewed once.
     With --dpop the token is DPoP-bound and every request carries a proof (resent once with
