@@ -14,7 +14,9 @@ class CacheStats:
     directly, or through :mod:`pkjwt.otel`'s metrics. Counts from many threads may lose an
     increment now and then (a metric, not a ledger: no lock on the attach path)."""
 
-    #: tokens handed out from the cache without waiting (stale serves included)
+    #: tokens handed out fresh from the cache, counted only while a telemetry watches the
+    #: manager (:meth:`~pkjwt.manager.TokenManager.count_hits`): an unwatched attach path adds
+    #: nothing to its lookup
     hits: int = 0
     #: tokens handed out while due for refresh, or after a refresh failed
     stale_serves: int = 0
@@ -41,3 +43,7 @@ class Counted(Protocol):
 
     @property
     def flights(self) -> FlightCounts: ...
+
+    def count_hits(self) -> None:
+        """Start counting fresh hits (they are free, and uncounted, until asked for)."""
+        ...

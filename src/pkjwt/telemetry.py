@@ -1,9 +1,11 @@
-"""What the client tells an operator: counts kept always, spans and metrics when wanted.
+"""What the client tells an operator: counts, spans and metrics, when wanted.
 
-Two costs are kept apart. The token cache counts what happens to it (:class:`CacheStats`:
-plain integers, one add on the attach path) whether anyone listens or not; nothing else runs
-on that path. A :class:`Telemetry` is consulted only off it: around a token fetch (a span and
-its duration) and at each failed attempt (an event on that span). :data:`OFF` does nothing;
+Two costs are kept apart. The token cache counts what happens off its attach path (stale
+serves, refreshes, joins, failures: :class:`CacheStats`, plain integers) always; fresh hits
+only once a telemetry watches it (one integer add per hit: unwatched, attaching a cached token
+stays a lookup and a clock read). A :class:`Telemetry` is otherwise consulted only off that
+path: around a token fetch (a span and its duration) and at each failed attempt (an event on
+that span). :data:`OFF` does nothing;
 :mod:`pkjwt.otel` reports through OpenTelemetry, and reads the counts when a metric reader
 collects, never per request.
 

@@ -188,8 +188,14 @@ def test_off_and_the_default(make_client, otel):
     client = make_client(telemetry=False)
     client.get_token()
     client.get_token()
-    assert client.manager.stats.hits == 1  # the counts are kept either way
+    # off, the attach path counts nothing (a lookup and a clock read); the rest is kept
+    assert client.manager.stats.hits == 0
+    assert client.manager.fetches == 1
     assert otel.spans.get_finished_spans() == ()
+    watched = make_client(telemetry=otel.telemetry)
+    watched.get_token()
+    watched.get_token()
+    assert watched.manager.stats.hits == 1
 
 
 def test_a_failed_foreground_fetch_is_counted(make_client, server, otel):
