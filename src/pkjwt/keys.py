@@ -23,6 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
 
 from ._key_formats import EC_ALG_BY_CURVE as EC_ALG_BY_CURVE
 from ._key_formats import MIN_RSA_BITS as MIN_RSA_BITS
@@ -107,6 +108,15 @@ class Key:
         """The curve name (``P-256``, ``Ed25519``, ...) of an EC or OKP key; None for RSA."""
         crv = self.jose.as_dict(private=False).get("crv")
         return str(crv) if crv else None
+
+    def verifies(self, signing_input: bytes, signature: bytes, alg: str) -> bool:
+        """Whether ``signature`` is this key's ``alg`` signature over ``signing_input`` (a
+        JWS); False, never an exception, for an unknown alg or a malformed signature."""
+        impl = JWSRegistry.algorithms.get(alg)
+        try:
+            return bool(impl and impl.verify(signing_input, signature, self.jose))
+        except Exception:
+            return False
 
     def thumbprint(self) -> str:
         """RFC 7638 SHA-256 JWK thumbprint, base64url."""

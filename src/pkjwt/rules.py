@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from joserfc.jws import JWSRegistry
-
 from ._key_formats import jwk_certificates
 from .catalogue import CATALOGUE, RuleInfo
 from .certificates import check_chain, header_values
@@ -442,12 +440,7 @@ def _r11_signature(s: _State) -> Finding:
     if s.key is None:
         return _skip("R11", "signature.valid", "no key selected")
     alg = str(s.jwt.header.get("alg"))
-    impl = JWSRegistry.algorithms.get(alg)
-    try:
-        ok = bool(impl and impl.verify(s.jwt.signing_input, s.jwt.signature, s.key.jose))
-    except Exception:
-        ok = False
-    if not ok:
+    if not s.key.verifies(s.jwt.signing_input, s.jwt.signature, alg):
         hint = "the JWT was not signed by the private half of the registered key"
         if alg.startswith("ES"):
             hint += "; ECDSA signatures must be raw R||S (64 bytes for ES256), not DER"

@@ -90,7 +90,7 @@ def command(
         state = RotationState.load(path)
     else:
         state = _start(settings.kid, old_key, new_kid, publish, sources, section)
-        state.cache_seconds, state.retire_after = cache_seconds, retire_after
+        state.cache_seconds, state.retire_after = cache_seconds, retire_after  # new runs only
         # the section's jwks (what --explain compares with) is what the server reads
         state.registered = registered or settings.jwks or ""
         if publish is None and settings.jwks and "://" not in settings.jwks:

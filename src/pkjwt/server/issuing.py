@@ -206,10 +206,7 @@ class TokenIssuer:
                 jwt = decode_compact(token)
             except DecodeError:
                 return None
-            from joserfc.jws import JWSRegistry
-
-            impl = JWSRegistry.algorithms[self._signer.alg]
-            if not impl.verify(jwt.signing_input, jwt.signature, self.key.jose):
+            if not self.key.verifies(jwt.signing_input, jwt.signature, self._signer.alg):
                 return None
             jti = str(jwt.claims.get("jti", ""))
         return IssuedToken(client_id, scope, audience, issued_at, expires_at, jti, jkt)
